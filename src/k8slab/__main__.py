@@ -1,0 +1,5 @@
+import sys
+
+from k8slab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,43 @@
+"""The `k8slab` command. Each group of subcommands lives in its own module and registers itself."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+
+from k8slab.errors import K8slabError
+
+# Each module has register(subparsers); a subcommand sets func(args) -> int exit status.
+COMMAND_MODULES = ("lab_cmds", "vagrant_cmds", "pod_cmds", "verify_cmds", "tutorial_cmds")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="k8slab",
+        description="Bring up the pod-to-pod tracing tutorial's Kubernetes lab and verify its network.",
+    )
+    parser.add_argument("--spec", default="lab.yaml", metavar="FILE", help="lab spec (default: ./lab.yaml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = import_module(f"k8slab.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"k8slab.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except K8slabError as exc:
+        print(f"k8slab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("k8slab: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,110 @@
+"""The one Lab interface both backends implement; everything above it (verify, trace,
+walkthrough, the acceptance suite) is written against this and nothing else."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from k8slab.spec import LabSpec
+
+if TYPE_CHECKING:
+    import testinfra.host
+
+# Receives one line of progress ("node-1: containerd: install packages"); the CLI shows it live.
+Progress = Callable[[str], None]
+
+
+def quiet(_: str) -> None:
+    """A Progress that drops everything, for library use and tests."""
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    node: str
+    ip: IPv4Address
+
+
+class Lab(abc.ABC):
+    """A running (or startable) lab built from one LabSpec."""
+
+    backend: str = ""
+
+    def __init__(self, spec: LabSpec):
+        self.spec = spec
+
+    @classmethod
+    @abc.abstractmethod
+    def unavailable_reason(cls) -> str | None:
+        """None when this backend can run on this machine, else what is missing and how to get it."""
+
+    # lifecycle
+    @abc.abstractmethod
+    def is_up(self) -> bool: ...
+
+    @abc.abstractmethod
+    def up(self, progress: Progress = quiet) -> None:
+        """Build the lab. Raises LabStateError if it is already up; leaves nothing half made on failure."""
+
+    @abc.abstractmethod
+    def destroy(self, progress: Progress = quiet) -> None:
+        """Remove everything the lab made, also leftovers of a crashed run. Safe when nothing is up."""
+
+    @abc.abstractmethod
+    def plan(self) -> str:
+        """What `up` would build, as text a person reads (`k8slab up --dry-run`); needs no root."""
+
+    def status(self) -> list[dict[str, str]]:
+        """One row per node for `k8slab status`; backends add what they know (VM state, Ready)."""
+        up = self.is_up()
+        return [{"node": n.name, "role": n.role, "eth1": str(n.ip), "pod subnet": str(n.pod_subnet),
+                 "state": "up" if up else "down"} for n in self.spec.nodes]
+
+    # nodes
+    @abc.abstractmethod
+    def node_run(self, node: str, argv: Sequence[str], timeout: float = 30) -> Result: ...
+
+    @abc.abstractmethod
+    def testinfra_host(self, node: str) -> "testinfra.host.Host":
+        """A testinfra Host whose commands run on the node."""
+
+    # pods
+    @abc.abstractmethod
+    def pod_start(self, name: str, node: str) -> Pod:
+        """Start a pod pinned to node and wait until it has an address. LabStateError if the name is taken."""
+
+    @abc.abstractmethod
+    def pod_delete(self, name: str) -> None:
+        """Remove the pod. LabStateError naming the known pods if there is no such pod."""
+
+    @abc.abstractmethod
+    def pods(self) -> list[Pod]: ...
+
+    @abc.abstractmethod
+    def pod_run(self, name: str, argv: Sequence[str], timeout: float = 30) -> Result:
+        """Run a command inside the pod (traceroute, ping, wget...)."""
+
+    # shared helpers
+    def pod(self, name: str) -> Pod:
+        from k8slab.errors import LabStateError
+
+        for pod in self.pods():
+            if pod.name == name:
+                return pod
+        known = ", ".join(p.name for p in self.pods()) or "none"
+        raise LabStateError(f"no pod named {name!r} in lab {self.spec.name!r}; pods: {known}")
