@@ -272,8 +272,8 @@ def capture_verdict(spec: LabSpec, src: Endpoint, dst: Endpoint, capture: Captur
     same_node = src.node == dst.node
     if not packets:
         if same_node:
-            return True, [f"a capture on {where} saw none of the probes: traffic between two pods of "
-                          f"{src.node} stays on {BRIDGE_IF} and never reaches the wire"]
+            return True, [(f"a capture on {where} saw none of the probes: traffic between two pods of "
+                           f"{src.node} stays on {BRIDGE_IF} and never reaches the wire")]
         return None, [f"a capture on {where} saw no probe packets, so it cannot tell about encapsulation"]
     vxlan = [p for p in packets if _is_vxlan(p)]
     plain = [p for p in packets if not _is_vxlan(p)]
@@ -386,7 +386,7 @@ def explain_trace(spec: LabSpec, src: Endpoint, dst: Endpoint, trace: Trace, *, 
     lines.append("the hops traceroute saw (each is the first probe's responder for that TTL):")
     for h in hops:
         mark = "✓" if h.ok else "✗"
-        lines.append(f"  {mark} {h.ttl}  {str(h.observed or '*'):15}  {h.who}")
+        lines.append(f"  {mark} {h.ttl}  {h.observed or '*'!s:15}  {h.who}")
         lines.append(f"        {h.why}")
     lines.append(_why_count(spec, src, dst, expected, stops))
     enc_ok = None
