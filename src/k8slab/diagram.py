@@ -1,0 +1,285 @@
+"""A picture of the lab like the tutorial's figures, as Graphviz DOT text, and its rendering.
+
+build_dot is pure (spec + pods + optional traced path -> DOT); render runs Graphviz's `dot`.
+Each node is a box holding lo, eth0, eth1, cni0 (and flannel.1 with vxlan) around its routing
+table; its pods hang under cni0; every eth1 joins the host-only network, where the host sits;
+every eth0 goes to its own VirtualBox NAT. A traced path is drawn as red arrows, and the
+addresses that answered the trace carry their hop number.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from itertools import pairwise
+from pathlib import Path
+
+from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
+from k8slab.expect import LOOPBACK, node_routes
+from k8slab.lab import Pod
+from k8slab.spec import (
+    BRIDGE_IF,
+    HOST_ONLY_IF,
+    NAT_ADDRESS,
+    NAT_GATEWAY,
+    NAT_IF,
+    NAT_NETWORK,
+    VXLAN_IF,
+    LabSpec,
+)
+
+FORMATS = ("svg", "png")
+SWITCH = "host-only"
+HOST = "host"
+
+HIGHLIGHT = "#d62728"
+_FILL = {"eth1": "#cfe2f3", "cni0": "#d9ead3", "eth0": "#eeeeee", "lo": "#f7f7f7", "flannel.1": "#fce5cd",
+         "pod": "#fff2cc", "router": "#ffffff"}
+
+
+def if_id(node: str, iface: str) -> str:
+    return f"{node}/{iface}"
+
+
+def router_id(node: str) -> str:
+    return f"{node}/routes"
+
+
+def pod_id(pod: str) -> str:
+    return f"pod/{pod}"
+
+
+@dataclass(frozen=True)
+class Path_:
+    """A traced path: the diagram elements the packet passed, in order, and who answered each hop."""
+
+    elements: tuple[str, ...]
+    hops: tuple[IPv4Address | None, ...] = ()
+    title: str = ""
+    dst: IPv4Address | None = None   # its routing-table row is marked on every node the packet crossed
+
+
+def path_from_stops(spec: LabSpec, src, dst, stops, hops: Sequence[IPv4Address | None] = ()) -> Path_:
+    """The elements a packet crosses, from explain.route_chain's stops (the real routes taken)."""
+    ids: list[str] = []
+    if src.pod:
+        ids.append(pod_id(src.pod))
+    for stop in stops:
+        route = stop.route
+        if stop.node is None:  # the source pod
+            if route is None:
+                break
+            ids.append(if_id(src.node, BRIDGE_IF))
+            if route.via is None and dst.pod:
+                ids.append(pod_id(dst.pod))
+            continue
+        n = stop.node
+        if ids and ids[-1] == SWITCH:
+            ids.append(if_id(n, HOST_ONLY_IF))
+            if spec.cni_backend == "vxlan" and dst.address in spec.node(n).pod_subnet:
+                ids.append(if_id(n, VXLAN_IF))
+        if route is None or route.local:
+            break
+        ids.append(router_id(n))
+        ids.append(if_id(n, route.dev))
+        if route.dev == VXLAN_IF:
+            ids.append(if_id(n, HOST_ONLY_IF))
+        if route.dev in (HOST_ONLY_IF, VXLAN_IF):
+            ids.append(SWITCH)
+        elif route.dev == BRIDGE_IF and dst.pod:
+            ids.append(pod_id(dst.pod))
+    title = f"traced: {src.short} -> {dst.short}"
+    return Path_(tuple(ids), tuple(hops), title, dst.address)
+
+
+def _q(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _attrs(**kw: str | float | None) -> str:
+    parts = []
+    for k, v in kw.items():
+        if v is None:
+            continue
+        if isinstance(v, str) and v.startswith("<") and v.endswith(">"):
+            parts.append(f"{k}={v}")  # an HTML-like label
+        else:
+            parts.append(f"{k}={_q(str(v))}")
+    return "[" + ", ".join(parts) + "]"
+
+
+def _html_label(title: str, lines: Sequence[str], badge: str = "") -> str:
+    head = f"<B>{html.escape(title)}</B>"
+    if badge:
+        head = f'<FONT COLOR="{HIGHLIGHT}"><B>{html.escape(badge)}</B></FONT>  ' + head
+    rows = "".join(f"<BR/>{html.escape(line)}" for line in lines)
+    return f"<{head}{rows}>"
+
+
+def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None,
+              routes: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The lab as DOT. routes: node -> route lines as observed (`ip -4 route`); else what flannel installs."""
+    known = {n.name for n in spec.nodes}
+    badges: dict[str, list[str]] = {}
+    if path:
+        for i, addr in enumerate(path.hops, start=1):
+            element = _element_of(spec, pods, addr)
+            if element:
+                badges.setdefault(element, []).append(f"hop {i}")
+
+    def badge(element: str) -> str:
+        return ", ".join(badges.get(element, []))
+
+    title = _html_label(f"lab {spec.name}: flannel {spec.cni_backend} on {HOST_ONLY_IF}, pod CIDR {spec.pod_cidr}",
+                        [path.title] if path and path.title else [])
+    graph_attrs = _attrs(label=title, labelloc="t", fontname="Helvetica", fontsize=16, rankdir="TB", nodesep=0.35,
+                         ranksep=0.45, newrank="true", bgcolor="white", pad=0.3)
+    node_attrs = _attrs(shape="box", style="rounded,filled", fontname="Helvetica", fontsize=11, margin="0.12,0.06")
+    edge_attrs = _attrs(dir="none", color="#555555", fontname="Helvetica", fontsize=9, penwidth=1.2)
+    host_attrs = _attrs(label=_html_label("host", [f"{spec.host_ip} on the host-only network"]),
+                        fillcolor="#e8e8f8", shape="box3d", style="filled")
+    switch_attrs = _attrs(label=_html_label("host-only network", [str(spec.host_only), "one L2 segment: every eth1"]),
+                          fillcolor="#9fc5e8", width=6)
+    out = [f"digraph {_q('lab ' + spec.name)} {{", f"  graph {graph_attrs};", f"  node {node_attrs};",
+           f"  edge {edge_attrs};", f"  {_q(HOST)} {host_attrs};", f"  {_q(SWITCH)} {switch_attrs};"]
+    edges: list[tuple[str, str, dict[str, str]]] = [(HOST, SWITCH, {})]
+
+    for node in spec.nodes:
+        n = node.name
+        role = "control plane" if node.is_control_plane else "worker"
+        out.append(f"  subgraph {_q('cluster_' + n)} {{")
+        out.append(f"    graph {_attrs(label=_html_label(f'{n} ({role})', [f'pod subnet {node.pod_subnet}']), style='rounded,filled', fillcolor='#f3f3f3', color='#888888', fontsize=13, margin=12)};")
+        lines = list(routes.get(n, [])) if routes and n in routes else [
+            r.describe().removeprefix(f"{n} routes ").replace(" on ", " dev ") for r in node_routes(spec, node)]
+        used = _used_route(lines, path.dst) if path and path.dst and router_id(n) in path.elements else None
+        table = _route_table(lines, badge(router_id(n)), used)
+        out.append(f"    {_q(router_id(n))} {_attrs(label=table, shape='plain', style='')};")
+        ifaces = [(HOST_ONLY_IF, f"{node.ip}/{spec.host_only.prefixlen}"),
+                  (BRIDGE_IF, f"{node.pod_gateway}/{node.pod_subnet.prefixlen}"),
+                  (NAT_IF, f"{NAT_ADDRESS}/{NAT_NETWORK.prefixlen} (NAT)"),
+                  ("lo", str(LOOPBACK))]
+        if spec.cni_backend == "vxlan":
+            ifaces.insert(1, (VXLAN_IF, f"{node.pod_subnet.network_address}/32, VNI 1"))
+        for name, addr in ifaces:
+            eid = if_id(n, name)
+            out.append(f"    {_q(eid)} {_attrs(label=_html_label(name, [addr], badge(eid)), fillcolor=_FILL[name])};")
+        for pod in [p for p in pods if p.node == n]:
+            pid = pod_id(pod.name)
+            out.append(f"    {_q(pid)} {_attrs(label=_html_label('pod ' + pod.name, [f'eth0 {pod.ip}'], badge(pid)), fillcolor=_FILL['pod'], shape='box', style='filled')};")
+            edges.append((if_id(n, BRIDGE_IF), pid, {"label": "veth"}))
+        out.append(f"    {{ rank=same; {_q(if_id(n, NAT_IF))}; {_q(if_id(n, BRIDGE_IF))}; {_q(if_id(n, 'lo'))}; }}")
+        nat = f"{n}/nat"
+        nat_label = _html_label("VirtualBox NAT", [f"gateway {NAT_GATEWAY}", f"reaches {n} only"])
+        out.append(f"    {_q(nat)} {_attrs(label=nat_label, fillcolor='white', style='dashed,rounded', fontsize=9, color='#999999')};")
+        out.append("  }")
+        edges += [(SWITCH, if_id(n, HOST_ONLY_IF), {})]
+        if spec.cni_backend == "vxlan":
+            edges += [(if_id(n, HOST_ONLY_IF), if_id(n, VXLAN_IF), {"label": "UDP 8472"}),
+                      (if_id(n, VXLAN_IF), router_id(n), {})]
+        edges += [(if_id(n, HOST_ONLY_IF), router_id(n), {}),
+                  (router_id(n), if_id(n, BRIDGE_IF), {}), (router_id(n), if_id(n, NAT_IF), {}),
+                  (router_id(n), if_id(n, "lo"), {"style": "dotted"}),
+                  (if_id(n, NAT_IF), nat, {"style": "dashed"})]
+
+    on_path = _path_pairs(path.elements) if path else {}
+    seen_pairs = set()
+    for a, b, attrs in edges:
+        if a.split("/")[0] not in known | {HOST, SWITCH, "pod"}:
+            continue
+        key = frozenset((a, b))
+        seen_pairs.add(key)
+        attrs = dict(attrs)
+        if key in on_path:
+            forward = on_path[key] == (a, b)
+            attrs.update(color=HIGHLIGHT, penwidth="3.5", dir="forward" if forward else "back", arrowsize="1.1",
+                         fontcolor=HIGHLIGHT)
+        out.append(f"  {_q(a)} -> {_q(b)} {_attrs(**attrs)};")
+    missing = [pair for pair in on_path if pair not in seen_pairs]
+    if missing:
+        # The path crossed something the diagram has no link for (a misrouted lab): draw it anyway.
+        for key in missing:
+            a, b = on_path[key]
+            out.append(f"  {_q(a)} -> {_q(b)} {_attrs(color=HIGHLIGHT, penwidth='3.5', dir='forward', style='dashed', constraint='false')};")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _path_pairs(elements: Sequence[str]) -> dict[frozenset[str], tuple[str, str]]:
+    pairs: dict[frozenset[str], tuple[str, str]] = {}
+    for a, b in pairwise(elements):
+        if a != b:
+            pairs.setdefault(frozenset((a, b)), (a, b))
+    return pairs
+
+
+def _used_route(lines: Sequence[str], dst: IPv4Address) -> int | None:
+    """The row the kernel picks for dst: the longest prefix that holds it."""
+    best: tuple[int, int] | None = None
+    for i, line in enumerate(lines):
+        try:
+            net = IPv4Network(line.split()[0])
+        except (ValueError, IndexError):
+            continue
+        if dst in net and (best is None or net.prefixlen > best[0]):
+            best = (net.prefixlen, i)
+    return best[1] if best else None
+
+
+def _route_table(lines: Sequence[str], badge: str, used: int | None = None) -> str:
+    head = '<TR><TD BGCOLOR="#444444"><FONT COLOR="white"><B>routing table</B></FONT></TD></TR>'
+    if badge:
+        head = f'<TR><TD><FONT COLOR="{HIGHLIGHT}"><B>{html.escape(badge)}</B></FONT></TD></TR>' + head
+    rows = "".join(
+        f'<TR><TD ALIGN="LEFT"><FONT FACE="Courier" POINT-SIZE="10" COLOR="{HIGHLIGHT}"><B>{html.escape(line)}'
+        '</B></FONT></TD></TR>' if i == used else
+        f'<TR><TD ALIGN="LEFT"><FONT FACE="Courier" POINT-SIZE="10">{html.escape(line)}</FONT></TD></TR>'
+        for i, line in enumerate(lines)) or '<TR><TD>(no routes)</TD></TR>'
+    return f'<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="4" BGCOLOR="white" COLOR="#444444">{head}{rows}</TABLE>>'
+
+
+def _element_of(spec: LabSpec, pods: Sequence[Pod], addr: IPv4Address | None) -> str | None:
+    if addr is None:
+        return None
+    for pod in pods:
+        if pod.ip == addr:
+            return pod_id(pod.name)
+    node = spec.node_by_ip(addr)
+    if node is None:
+        return None
+    if addr == node.ip:
+        return if_id(node.name, HOST_ONLY_IF)
+    if addr == node.pod_gateway:
+        return if_id(node.name, BRIDGE_IF)
+    if spec.cni_backend == "vxlan" and addr == node.pod_subnet.network_address:
+        return if_id(node.name, VXLAN_IF)
+    return None
+
+
+def output_format(path: str | Path) -> str:
+    """svg or png, from the file name; LabStateError before anything is drawn otherwise."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise LabStateError(f"cannot draw {str(path)!r}: name the output file .svg or .png (e.g. -o lab.svg)")
+    return suffix
+
+
+def render(dot: str, fmt: str) -> bytes:
+    """Run Graphviz's dot; the picture's bytes."""
+    exe = shutil.which("dot")
+    if exe is None:
+        raise ToolMissingError("Graphviz's `dot` is not installed; install it with `apt-get install graphviz`")
+    proc = subprocess.run([exe, f"-T{fmt}"], input=dot.encode(), capture_output=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        raise CommandFailedError(f"dot -T{fmt} failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+def write(dot: str, out: str | Path) -> Path:
+    out = Path(out)
+    data = render(dot, output_format(out))
+    out.write_bytes(data)
+    return out
