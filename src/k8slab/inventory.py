@@ -8,9 +8,10 @@ from __future__ import annotations
 import getpass
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jinja2
 
@@ -38,6 +39,13 @@ class SshEndpoint:
     user: str = ""
     identity_file: str | None = None
     proxy_command: str | None = None
+
+    def expanded_proxy_command(self) -> str | None:
+        """ProxyCommand with ssh's %h, %p, %r tokens filled in (paramiko.ProxyCommand does not expand them)."""
+        if not self.proxy_command:
+            return None
+        tokens = {"%%": "%", "%h": self.hostname, "%p": str(self.port), "%r": self.user, "%n": self.name}
+        return re.sub(r"%[%hprn]", lambda m: tokens[m[0]], self.proxy_command)
 
     @property
     def ssh_args(self) -> str:

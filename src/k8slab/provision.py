@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from k8slab.errors import CommandFailedError, ToolMissingError
 from k8slab.inventory import PROJECT_ROOT
@@ -88,7 +89,7 @@ def module_message(res: Mapping[str, Any]) -> str:
     msg = str(res.get("msg", "")).strip()
     if msg:
         parts.append(msg)
-    for stream in ("stderr", "stdout"):
+    for stream in ("stderr", "stdout", "module_stderr", "module_stdout"):
         text = str(res.get(stream, "") or "").strip()
         if text and text not in msg:
             tail = "\n".join(text.splitlines()[-5:])
@@ -168,7 +169,7 @@ def run_playbook(inventory: Path, extravars: Mapping[str, Any], hosts: list[str]
             stats.update({k: dict(data.get(k) or {}) for k in ("ok", "changed", "failures", "dark", "skipped")})
         return True  # keep the event in the artifacts for the full log
 
-    env = {"PATH": ansible_path(path), "ANSIBLE_FORCE_COLOR": "0", **(envvars or {})}
+    env = {"PATH": ansible_path(path), "ANSIBLE_NOCOLOR": "1", **(envvars or {})}
     if ANSIBLE_CFG.exists() and "ANSIBLE_CONFIG" not in env:
         env["ANSIBLE_CONFIG"] = str(ANSIBLE_CFG)
     runner = ansible_runner.run(

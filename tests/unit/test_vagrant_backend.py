@@ -1,0 +1,195 @@
+"""The SSH/Vagrant backend: SshLab against real sshd servers (one network namespace per node, each
+holding that node's spec address), Ansible over real SSH with the rendered inventory, and what the
+Vagrant lab says when it cannot run and what it would build. No VirtualBox here, so no VM is made."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from k8slab.backends.ssh import CLIENT_IMAGE, SERVER_IMAGES, SshLab, kubectl_run_args, parse_node_readiness, \
+    parse_pods, pod_image
+from k8slab.backends.vagrant import VagrantLab, _availability, hint_for, vagrant_version
+from k8slab.errors import LabSpecError, LabStateError
+from k8slab.inventory import write_inventory
+from k8slab.provision import check, run_playbook
+from k8slab.spec import load_spec
+from sshd_nodes import missing_tools, sshd_nodes
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = load_spec(ROOT / "lab.yaml").renamed("h2-ssh")
+DATA = Path(__file__).parent / "data"
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="sshd in network namespaces needs root")
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory):
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"missing {', '.join(missing)} (make setup installs openssh-server, netcat-openbsd)")
+    with sshd_nodes(SPEC, tmp_path_factory.mktemp("sshd")) as endpoints:
+        yield endpoints
+
+
+@pytest.fixture
+def lab(nodes):
+    lab = SshLab(SPEC, nodes)
+    yield lab
+    lab.close()
+
+
+@needs_root
+def test_node_run_reaches_each_node_by_name(lab):
+    for node in SPEC.nodes:
+        result = lab.node_run(node.name, ["ip", "-o", "-4", "addr", "show", "dev", "lo"])
+        assert result.ok, result.stderr
+        # the sshd for this node is the one whose namespace holds this node's address, and no other's
+        assert f"inet {node.ip}/32" in result.stdout
+        assert all(f"inet {other.ip}/" not in result.stdout for other in SPEC.nodes if other != node)
+
+
+@needs_root
+def test_node_run_keeps_exit_status_stderr_and_times_out(lab):
+    node = SPEC.workers[0].name
+    failed = lab.node_run(node, ["sh", "-c", "echo out; echo err >&2; exit 7"])
+    assert (failed.rc, failed.stdout, failed.stderr, failed.ok) == (7, "out\n", "err\n", False)
+    quoted = lab.node_run(node, ["printf", "%s|", "a b", "c'd"])
+    assert quoted.stdout == "a b|c'd|"
+    slow = lab.node_run(node, ["sleep", "10"], timeout=1)
+    assert slow.rc == 124 and "timed out after 1s" in slow.stderr
+
+
+@needs_root
+def test_testinfra_host_runs_on_the_node(lab):
+    for node in SPEC.nodes:
+        host = lab.testinfra_host(node.name)
+        assert str(node.ip) in host.interface("lo").addresses
+        assert host.run("id -u").stdout.strip() == "0"
+
+
+@needs_root
+def test_unknown_node_lists_the_lab_nodes(lab):
+    with pytest.raises(LabSpecError) as err:
+        lab.node_run("node-9", ["true"])
+    assert all(n.name in str(err.value) for n in SPEC.nodes)
+
+
+@needs_root
+def test_ansible_reaches_every_node_through_the_rendered_inventory(nodes, tmp_path):
+    inventory = write_inventory(SPEC, nodes, tmp_path / "hosts.yml")
+    play = tmp_path / "site.yml"
+    play.write_text(yaml.safe_dump([{"hosts": "k8s_nodes", "gather_facts": False, "tasks": [
+        {"name": "read the node address", "ansible.builtin.command": "ip -o -4 addr show dev lo",
+         "register": "lo", "changed_when": False},
+        {"name": "it is this node's eth1 address in the spec", "ansible.builtin.assert": {
+            "that": ["('inet ' ~ node_ip[inventory_hostname] ~ '/32') in lo.stdout"]}},
+    ]}]))
+    lines: list[str] = []
+    hosts = [n.name for n in SPEC.nodes]
+    # the "nodes" are this machine: use its system python, whatever interpreter discovery would pick
+    extravars = {"node_ip": {n.name: str(n.ip) for n in SPEC.nodes}, "ansible_python_interpreter": "/usr/bin/python3"}
+    result = run_playbook(inventory, extravars, hosts, playbook=play,
+                          progress=lines.append, run_dir=tmp_path / "runner")
+    check(result, inventory, hosts, "k8slab provision")
+    assert sorted(lines) == sorted(f"{h}  {t}  ok" for h in hosts for t in
+                                   ("read the node address", "it is this node's eth1 address in the spec"))
+
+
+@needs_root
+def test_ssh_lab_from_an_inventory_file_round_trips(nodes, tmp_path):
+    inventory = write_inventory(SPEC, nodes, tmp_path / "hosts.yml")
+    lab = SshLab.from_inventory(SPEC, inventory)
+    try:
+        assert lab.endpoints() == nodes
+        node = SPEC.control_plane
+        assert f"inet {node.ip}/32" in lab.node_run(node.name, ["ip", "-o", "-4", "addr", "show", "dev", "lo"]).stdout
+        assert [line.split()[0] for line in lab.plan().splitlines()[1:]] == [n.name for n in SPEC.nodes]
+    finally:
+        lab.close()
+
+
+def test_inventory_missing_a_node_is_refused(tmp_path):
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"[control_plane]\n{SPEC.control_plane.name} ansible_host=cp.example\n")
+    with pytest.raises(LabStateError) as err:
+        SshLab.from_inventory(SPEC, inventory)
+    assert all(n.name in str(err.value) for n in SPEC.workers)
+    with pytest.raises(LabStateError, match="not found"):
+        SshLab.from_inventory(SPEC, tmp_path / "nope.yml")
+
+
+# pods through kubectl: what is sent and how the answers are read
+
+def test_pod_images_follow_the_tutorial():
+    assert pod_image("httpd") == (SERVER_IMAGES["httpd"], [])
+    assert pod_image("httpd-2") == (SERVER_IMAGES["httpd"], [])
+    image, command = pod_image("client")
+    assert image == CLIENT_IMAGE and command  # busybox must be kept alive
+    assert pod_image("httpdx")[0] == CLIENT_IMAGE
+
+
+def test_kubectl_run_pins_the_pod_to_the_node():
+    node = SPEC.workers[-1].name
+    args = kubectl_run_args("client", node)
+    overrides = next(a for a in args if a.startswith("--overrides="))
+    assert json.loads(overrides.split("=", 1)[1]) == {"spec": {"nodeSelector": {"kubernetes.io/hostname": node}}}
+    assert args[:2] == ["run", "client"] and f"--image={CLIENT_IMAGE}" in args
+    assert args[args.index("--") + 1:] == pod_image("client")[1]
+
+
+def test_pods_and_readiness_from_kubectl_json():
+    pods = json.loads((DATA / "kubectl-get-pods.json").read_text())
+    parsed = parse_pods(json.dumps(pods))
+    expected = [(p["metadata"]["name"], p["spec"]["nodeName"], p["status"]["podIP"]) for p in pods["items"]
+                if p["spec"].get("nodeName") and p["status"].get("podIP")]
+    assert [(p.name, p.node, str(p.ip)) for p in parsed] == expected
+    assert len(parsed) < len(pods["items"])  # the sample holds a pending pod, which has no address yet
+
+    nodes = json.loads((DATA / "kubectl-get-nodes.json").read_text())
+    readiness = parse_node_readiness(json.dumps(nodes))
+    for item in nodes["items"]:
+        ready = next(c["status"] for c in item["status"]["conditions"] if c["type"] == "Ready")
+        assert readiness[item["metadata"]["name"]] == ("Ready" if ready == "True" else "NotReady")
+    assert set(readiness.values()) == {"Ready", "NotReady"}
+
+
+# the Vagrant lab on a machine without VirtualBox
+
+def test_vagrant_missing_says_what_to_install(tmp_path):
+    reason = _availability(str(tmp_path))[1]
+    assert reason and "vagrant not found" in reason and "Vagrant 2.3" in reason
+
+
+def test_virtualbox_missing_says_what_to_install(tmp_path):
+    vagrant = Path("/usr/bin/vagrant")
+    if not vagrant.exists():
+        pytest.skip("Debian's vagrant package is not installed (make setup installs it)")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "vagrant").symlink_to(vagrant)
+    # vagrant's Ruby needs the system PATH for nothing but itself; VBoxManage is absent from both
+    provider, reason = _availability(f"{bin_dir}:/usr/bin:/bin")
+    assert provider is None
+    assert "VBoxManage not found" in reason and "VirtualBox 7" in reason and "vagrant-libvirt" in reason
+
+
+def test_vagrant_version_parsing_and_hints():
+    assert vagrant_version("Vagrant 2.3.4\n") == (2, 3, 4)
+    assert vagrant_version("nothing") is None
+    stderr = "The IP address configured for the host-only network is not within the allowed ranges."
+    assert "/etc/vbox/networks.conf" in hint_for(stderr)
+    assert hint_for("something else") == ""
+
+
+def test_plan_lists_every_vm_from_the_spec():
+    plan = VagrantLab(SPEC).plan()
+    assert f"{SPEC.box_name} {SPEC.box_version}" in plan
+    for node in SPEC.nodes:
+        line = next(line for line in plan.splitlines() if line.split()[:1] == [node.name])
+        assert f"eth1 {node.ip} " in line and f"pods {node.pod_subnet}" in line
+        assert f"{node.cpus} CPU {node.memory} MB" in line and f"k8slab-{SPEC.name}-{node.name}" in line
