@@ -10,15 +10,22 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sshd_nodes import missing_tools, sshd_nodes
 
-from k8slab.backends.ssh import CLIENT_IMAGE, SERVER_IMAGES, SshLab, kubectl_run_args, parse_node_readiness, \
-    parse_pods, pod_image
+from k8slab.backends.ssh import (
+    CLIENT_IMAGE,
+    SERVER_IMAGES,
+    SshLab,
+    kubectl_run_args,
+    parse_node_readiness,
+    parse_pods,
+    pod_image,
+)
 from k8slab.backends.vagrant import VagrantLab, _availability, hint_for, vagrant_version
 from k8slab.errors import LabSpecError, LabStateError
 from k8slab.inventory import write_inventory
 from k8slab.provision import check, run_playbook
 from k8slab.spec import load_spec
-from sshd_nodes import missing_tools, sshd_nodes
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(ROOT / "lab.yaml").renamed("h2-ssh")

@@ -184,7 +184,7 @@ class VagrantLab(SshLab):
                  f"{s.box_version} (provider {self.provider}), host-only network {s.host_only} "
                  f"(host {s.host_ip})")]
         for n in s.nodes:
-            lines.append(f"  {n.name:<14} {n.role:<13} eth0 NAT, eth1 {str(n.ip):<15} {n.cpus} CPU {n.memory} MB  "
+            lines.append(f"  {n.name:<14} {n.role:<13} eth0 NAT, eth1 {n.ip!s:<15} {n.cpus} CPU {n.memory} MB  "
                          f"pods {n.pod_subnet}  VM k8slab-{s.name}-{n.name}")
         lines.append(f"then Ansible (ansible/site.yml) on all VMs at once: containerd, kubeadm {s.k8s_version}, "
                      f"flannel {s.cni_backend} on {s.cni_interface}; pod CIDR {s.pod_cidr}, "
