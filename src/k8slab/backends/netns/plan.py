@@ -1,0 +1,317 @@
+"""What the emulated lab is made of, computed from the spec alone: no root, no kernel, no I/O.
+
+Like mininet's topology, this is data: namespaces, links, addresses, routes, the CNI config each
+node hands to the bridge plugin, and the masquerade rules flannel installs. `kernel.py` turns it
+into the real thing; `k8slab up --backend netns --dry-run` prints it; the unit tests check it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
+
+from k8slab.backends.netns import names
+from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_DNS, NAT_GATEWAY, NAT_IF, NAT_NETWORK, VXLAN_IF
+from k8slab.spec import LabSpec, Node
+
+DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
+# flannel's vxlan backend: VNI 1 on the Linux default port, 50 bytes of outer headers under a 1500 MTU.
+VXLAN_VNI = 1
+VXLAN_PORT = 8472
+VXLAN_OVERHEAD = 50
+ETH_MTU = 1500
+# kube-flannel.yml names its CNI network cbr0 and delegates to the bridge plugin with these.
+CNI_NETWORK = "cbr0"
+CNI_VERSION = "0.3.1"
+POD_IF = "eth0"
+MULTICAST = IPv4Network("224.0.0.0/4")
+
+
+@dataclass(frozen=True)
+class NetnsPlan:
+    name: str
+    role: str  # "hostonly", "node" or "nat"
+    node: str | None = None
+    hostname: str | None = None  # given to tools run there through a UTS namespace
+    sysctls: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        what = {"hostonly": "the VirtualBox host's side of the host-only network",
+                "node": f"node {self.node}",
+                "nat": f"VirtualBox NAT of {self.node}: its gateway and DNS, nothing beyond"}[self.role]
+        return f"{self.name}  ({what})"
+
+
+@dataclass(frozen=True)
+class VxlanOpts:
+    vni: int
+    port: int
+    local: IPv4Address
+    dev: str
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    netns: str
+    ifname: str
+    kind: str  # "veth", "bridge" or "vxlan"
+    peer_netns: str | None = None
+    peer_ifname: str | None = None
+    mtu: int | None = None
+    mac: str | None = None
+    vxlan: VxlanOpts | None = None
+
+    def describe(self) -> str:
+        text = f"{self.ifname}  {self.kind}"
+        if self.kind == "veth":
+            text += f", other end {self.peer_ifname} in {self.peer_netns}"
+        if self.vxlan:
+            v = self.vxlan
+            text += f" id {v.vni} dstport {v.port} local {v.local} dev {v.dev} nolearning"
+        if self.mac:
+            text += f" address {self.mac}"
+        if self.mtu:
+            text += f" mtu {self.mtu}"
+        return text
+
+
+@dataclass(frozen=True)
+class PortPlan:
+    """A veth end enslaved to a bridge (the host-only switch's ports)."""
+
+    netns: str
+    ifname: str
+    bridge: str
+
+
+@dataclass(frozen=True)
+class AddrPlan:
+    netns: str
+    ifname: str
+    address: IPv4Interface
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    netns: str
+    dst: IPv4Network
+    dev: str
+    via: IPv4Address | None = None
+    onlink: bool = False
+    why: str = ""
+
+    def describe(self) -> str:
+        dst = "default" if self.dst == DEFAULT_ROUTE else str(self.dst)
+        text = dst + (f" via {self.via}" if self.via else "") + f" dev {self.dev}" + (" onlink" if self.onlink else "")
+        return text
+
+
+@dataclass(frozen=True)
+class NeighPlan:
+    netns: str
+    dev: str
+    dst: IPv4Address
+    lladdr: str
+
+
+@dataclass(frozen=True)
+class FdbPlan:
+    netns: str
+    dev: str
+    lladdr: str
+    dst: IPv4Address
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    node: Node
+    netns: str
+    nat_netns: str
+    pod_mtu: int
+    cni_config: dict[str, Any]
+    masquerade: str  # iptables-restore input, flannel's FLANNEL-POSTRTG chain
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    spec: LabSpec
+    prefix: str
+    state_dir: str
+    namespaces: tuple[NetnsPlan, ...]
+    links: tuple[LinkPlan, ...]
+    ports: tuple[PortPlan, ...]
+    addrs: tuple[AddrPlan, ...]
+    routes: tuple[RoutePlan, ...]
+    neighs: tuple[NeighPlan, ...] = ()
+    fdbs: tuple[FdbPlan, ...] = ()
+    nodes: tuple[NodePlan, ...] = field(default=())
+
+    def node_plan(self, node: str) -> NodePlan:
+        for n in self.nodes:
+            if n.node.name == node:
+                return n
+        self.spec.node(node)  # raises LabSpecError naming the known nodes
+        raise AssertionError("unreachable")
+
+    def in_netns(self, netns: str) -> dict[str, list]:
+        return {
+            "links": [x for x in self.links if x.netns == netns],
+            "ports": [x for x in self.ports if x.netns == netns],
+            "addrs": [x for x in self.addrs if x.netns == netns],
+            "routes": [x for x in self.routes if x.netns == netns],
+            "neighs": [x for x in self.neighs if x.netns == netns],
+            "fdbs": [x for x in self.fdbs if x.netns == netns],
+        }
+
+    def render(self) -> str:
+        return render(self)
+
+
+def vxlan_mac(node: Node) -> str:
+    """flannel.1's MAC for a node: locally administered, derived from its eth1 address (flannel picks
+    one at random and publishes it; deriving it keeps the plan a pure function of the spec)."""
+    return "0e:f1:" + ":".join(f"{b:02x}" for b in node.ip.packed)
+
+
+def pod_mtu(spec: LabSpec) -> int:
+    return ETH_MTU - VXLAN_OVERHEAD if spec.cni_backend == "vxlan" else ETH_MTU
+
+
+def cni_config(spec: LabSpec, node: Node, ipam_dir: str) -> dict[str, Any]:
+    """The bridge plugin's config as flannel's CNI plugin builds it from kube-flannel.yml's delegate
+    (hairpinMode, isDefaultGateway) and subnet.env (the node's subnet, the pod CIDR, the MTU, ipMasq
+    off because flanneld itself masquerades)."""
+    return {
+        "cniVersion": CNI_VERSION,
+        "name": CNI_NETWORK,
+        "type": "bridge",
+        "bridge": BRIDGE_IF,
+        "mtu": pod_mtu(spec),
+        "hairpinMode": True,
+        "isGateway": True,
+        "isDefaultGateway": True,
+        "ipMasq": False,
+        "ipam": {
+            "type": "host-local",
+            "ranges": [[{"subnet": str(node.pod_subnet)}]],
+            "routes": [{"dst": str(spec.pod_cidr)}],
+            "dataDir": ipam_dir,
+        },
+    }
+
+
+def loopback_config() -> dict[str, Any]:
+    return {"cniVersion": CNI_VERSION, "name": "lo", "type": "loopback"}
+
+
+def masquerade_rules(spec: LabSpec, node: Node) -> str:
+    """flanneld --ip-masq's nat rules (its MasqRules), as iptables-restore input: pods keep their
+    address towards other pods, and are masqueraded towards everything else (eth0's NAT)."""
+    cidr, own = spec.pod_cidr, node.pod_subnet
+    tag = '-m comment --comment "flanneld masq"'
+    rules = [
+        f"-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 {tag} -j RETURN",
+        f"-A FLANNEL-POSTRTG -s {own} -d {cidr} {tag} -j RETURN",
+        f"-A FLANNEL-POSTRTG -s {cidr} -d {own} {tag} -j RETURN",
+        f"-A FLANNEL-POSTRTG ! -s {cidr} -d {own} {tag} -j RETURN",
+        f"-A FLANNEL-POSTRTG -s {cidr} ! -d {MULTICAST} {tag} -j MASQUERADE --random-fully",
+        f"-A FLANNEL-POSTRTG ! -s {cidr} -d {cidr} {tag} -j MASQUERADE --random-fully",
+    ]
+    return "\n".join(["*nat", ":FLANNEL-POSTRTG - [0:0]", f"-A POSTROUTING {tag} -j FLANNEL-POSTRTG",
+                      *rules, "COMMIT", ""])
+
+
+def build_plan(spec: LabSpec, state: names.StatePaths | None = None) -> LabPlan:
+    state = state or names.StatePaths(spec.name)
+    lab = spec.name
+    hostonly = names.hostonly_netns(lab)
+    namespaces = [NetnsPlan(hostonly, "hostonly")]
+    links = [LinkPlan(hostonly, names.HOSTONLY_BRIDGE, "bridge")]
+    ports: list[PortPlan] = []
+    addrs = [AddrPlan(hostonly, names.HOSTONLY_BRIDGE, IPv4Interface(f"{spec.host_ip}/{spec.host_only.prefixlen}"))]
+    routes: list[RoutePlan] = []
+    neighs: list[NeighPlan] = []
+    fdbs: list[FdbPlan] = []
+    nodes: list[NodePlan] = []
+    vxlan = spec.cni_backend == "vxlan"
+
+    for node in spec.nodes:
+        ns, nat = names.node_netns(lab, node.name), names.nat_netns(lab, node.name)
+        namespaces.append(NetnsPlan(ns, "node", node.name, hostname=node.name,
+                                    sysctls=(("net.ipv4.ip_forward", "1"),)))
+        namespaces.append(NetnsPlan(nat, "nat", node.name))
+        port = names.hostonly_port(node)
+        links.append(LinkPlan(ns, NAT_IF, "veth", nat, names.NAT_PEER_IF))
+        links.append(LinkPlan(ns, HOST_ONLY_IF, "veth", hostonly, port))
+        ports.append(PortPlan(hostonly, port, names.HOSTONLY_BRIDGE))
+        addrs.append(AddrPlan(ns, NAT_IF, IPv4Interface(f"{NAT_ADDRESS}/{NAT_NETWORK.prefixlen}")))
+        addrs.append(AddrPlan(ns, HOST_ONLY_IF, IPv4Interface(f"{node.ip}/{spec.host_only.prefixlen}")))
+        for nat_ip in (NAT_GATEWAY, NAT_DNS):
+            addrs.append(AddrPlan(nat, names.NAT_PEER_IF, IPv4Interface(f"{nat_ip}/{NAT_NETWORK.prefixlen}")))
+        routes.append(RoutePlan(ns, DEFAULT_ROUTE, NAT_IF, NAT_GATEWAY, why="VirtualBox NAT"))
+        if vxlan:
+            links.append(LinkPlan(ns, VXLAN_IF, "vxlan", mtu=pod_mtu(spec), mac=vxlan_mac(node),
+                                  vxlan=VxlanOpts(VXLAN_VNI, VXLAN_PORT, node.ip, HOST_ONLY_IF)))
+            addrs.append(AddrPlan(ns, VXLAN_IF, IPv4Interface(f"{node.pod_subnet.network_address}/32")))
+        for peer in spec.nodes:
+            if peer is node:
+                continue
+            if vxlan:
+                vtep = peer.pod_subnet.network_address
+                routes.append(RoutePlan(ns, peer.pod_subnet, VXLAN_IF, vtep, onlink=True,
+                                        why=f"flannel vxlan: {peer.name}'s pods"))
+                neighs.append(NeighPlan(ns, VXLAN_IF, vtep, vxlan_mac(peer)))
+                fdbs.append(FdbPlan(ns, VXLAN_IF, vxlan_mac(peer), peer.ip))
+            else:
+                routes.append(RoutePlan(ns, peer.pod_subnet, HOST_ONLY_IF, peer.ip,
+                                        why=f"flannel host-gw: {peer.name}'s pods"))
+        nodes.append(NodePlan(node, ns, nat, pod_mtu(spec), cni_config(spec, node, str(state.ipam_dir(node.name))),
+                              masquerade_rules(spec, node)))
+
+    return LabPlan(spec, names.prefix(lab), str(state.dir), tuple(namespaces), tuple(links), tuple(ports),
+                   tuple(addrs), tuple(routes), tuple(neighs), tuple(fdbs), tuple(nodes))
+
+
+def render(plan: LabPlan) -> str:
+    spec = plan.spec
+    out = [f"Emulated lab {spec.name!r} from {spec.source}: {len(spec.nodes)} nodes, flannel {spec.cni_backend}, "
+           f"pod CIDR {spec.pod_cidr}",
+           f"Built only inside network namespaces named {plan.prefix}*; the default namespace is not touched.",
+           f"State (pods, IPAM, lock): {plan.state_dir}/", ""]
+    by_node = {n.netns: n for n in plan.nodes}
+    for ns in plan.namespaces:
+        out.append(f"namespace {ns.describe()}")
+        if ns.hostname:
+            out.append(f"  hostname {ns.hostname} (UTS namespace)")
+        parts = plan.in_netns(ns.name)
+        out.append("  link lo up")
+        ports = {p.ifname: p.bridge for p in plan.ports if p.netns == ns.name}
+        for link in parts["links"]:
+            out.append(f"  link {link.describe()}")
+        for peer in (x for x in plan.links if x.peer_netns == ns.name):
+            master = f", port of {ports[peer.peer_ifname]}" if peer.peer_ifname in ports else ""
+            out.append(f"  link {peer.peer_ifname}  veth, other end {peer.ifname} in {peer.netns}{master}")
+        for a in parts["addrs"]:
+            out.append(f"  address {a.address} dev {a.ifname}")
+        for r in parts["routes"]:
+            out.append(f"  route {r.describe()}" + (f"    # {r.why}" if r.why else ""))
+        for n in parts["neighs"]:
+            out.append(f"  neigh {n.dst} lladdr {n.lladdr} dev {n.dev} nud permanent")
+        for f in parts["fdbs"]:
+            out.append(f"  fdb {f.lladdr} dst {f.dst} dev {f.dev} self permanent")
+        for key, value in ns.sysctls:
+            out.append(f"  sysctl {key} = {value}")
+        node_plan = by_node.get(ns.name)
+        if node_plan:
+            node = node_plan.node
+            ipam = node_plan.cni_config["ipam"]
+            out.append(f"  masquerade: iptables nat chain FLANNEL-POSTRTG (flanneld --ip-masq): pods of "
+                       f"{spec.pod_cidr} leaving the pod network get eth0's address")
+            out.append(f"  pods (k8slab pod run NAME --node {node.name}): CNI loopback, then bridge {BRIDGE_IF} "
+                       f"{node.pod_gateway}/{node.pod_subnet.prefixlen} (isGateway, hairpinMode, ipMasq off, "
+                       f"mtu {node_plan.pod_mtu}) with host-local IPAM")
+            out.append(f"        subnet {node.pod_subnet}, route to {spec.pod_cidr}, dataDir {ipam['dataDir']}; "
+                       f"pods get {node.pod_gateway + 1}, {node.pod_gateway + 2}, ...")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
