@@ -1,0 +1,241 @@
+"""From what a failed check observed to the likely cause, in words a student can act on.
+
+Pure functions over observed facts. The causes are the classic faults of this lab
+(ARTICLE.md's fault table), each with the fix and, where there is one, the upstream issue.
+A trace that goes wrong is explained by what the nodes on its path show (routes, forwarding,
+cni0, the pods' addresses), so a broken lab is named by its fault, not only by its symptom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from ipaddress import IPv4Address, IPv4Interface
+
+from k8slab.expect import InterfaceExpectation, RouteExpectation
+from k8slab.facts import NodeFacts
+from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, NAT_NETWORK, LabSpec, Node
+
+FLANNEL_ON_NAT = (f"flannel is probably bound to {NAT_IF}; set --iface={HOST_ONLY_IF} "
+                  "(kubespray#2114, flannel-io/flannel#1379)")
+BOX_NIC_NAMES = (f"the box names its NICs enp0s3/enp0s8, so there is no {HOST_ONLY_IF} and pinning by name fails; "
+                 "use a box whose NICs are eth0/eth1 (the one pinned in lab.yaml)")
+
+
+def forwarding_off(node: str) -> str:
+    return (f"IP forwarding is off on {node}: it drops packets it should route between cni0 and {HOST_ONLY_IF}; "
+            "set net.ipv4.ip_forward=1 (sysctl -w, and in /etc/sysctl.d so it survives a reboot)")
+
+
+def kubelet_on_nat(node: str, ip: IPv4Address) -> str:
+    return (f"kubelet on {node} registered with {NAT_ADDRESS}, the VirtualBox NAT address every node shares; "
+            f"set kubelet --node-ip={ip} (KUBELET_EXTRA_ARGS) and restart it "
+            "(kubernetes/kubernetes#45583, #60835); `kubectl logs/exec` fail until then")
+
+
+def cni0_down(node: str) -> str:
+    return (f"{BRIDGE_IF} is down on {node}: its pods lose their gateway and the kernel dropped the route to "
+            f"the node's pod subnet; `ip link set {BRIDGE_IF} up` on {node}")
+
+
+def _is_nat(route_dev: str, via: IPv4Address | None) -> bool:
+    return route_dev == NAT_IF or (via is not None and via in NAT_NETWORK)
+
+
+def interface(exp: InterfaceExpectation, facts: NodeFacts) -> str:
+    link = facts.link(exp.name)
+    if link is None:
+        if exp.name in (HOST_ONLY_IF, NAT_IF) and any(lk.name.startswith("enp") for lk in facts.links):
+            return BOX_NIC_NAMES
+        if exp.name == BRIDGE_IF:
+            return (f"{BRIDGE_IF} does not exist on {exp.node}: the CNI bridge plugin creates it with the node's first "
+                    "pod; no pod was wired there (is kube-flannel running on the node? see `kubectl describe pod`)")
+        if exp.name == HOST_ONLY_IF:
+            return (f"{exp.node} has no {HOST_ONLY_IF}: the VM lacks its host-only NIC "
+                    "(Vagrantfile private_network); recreate the VM")
+        return f"{exp.name} is missing on {exp.node}"
+    if not link.up:
+        if exp.name == BRIDGE_IF:
+            return cni0_down(exp.node)
+        return f"{exp.name} is down on {exp.node}; `ip link set {exp.name} up` (or `vagrant reload {exp.node}`)"
+    if exp.name == HOST_ONLY_IF:
+        return (f"{exp.node}'s {HOST_ONLY_IF} does not carry its lab.yaml address: the VM was made from another "
+                "lab.yaml (recreate it) or the box configured the NIC itself")
+    if exp.name == NAT_IF:
+        return f"{NAT_IF} is not VirtualBox NAT ({NAT_ADDRESS}/{NAT_NETWORK.prefixlen}): the VM's first NIC must be NAT"
+    if exp.name == BRIDGE_IF:
+        return (f"{BRIDGE_IF} on {exp.node} has another gateway than the node's pod subnet: the CNI config "
+                "(flannel's /run/flannel/subnet.env) disagrees with the node's spec.podCIDR; delete cni0 and "
+                "restart kube-flannel on the node")
+    return f"{exp.name} on {exp.node} has an unexpected address"
+
+
+def veths(node: str, facts: NodeFacts) -> str:
+    if facts.link(BRIDGE_IF) is None:
+        return f"{BRIDGE_IF} does not exist on {node}, so no pod's veth can be attached to it"
+    return (f"a pod on {node} has no host-side veth on {BRIDGE_IF}: its CNI ADD failed half way or the veth was "
+            "moved off the bridge; delete and recreate the pod")
+
+
+def route(spec: LabSpec, exp: RouteExpectation, facts: NodeFacts) -> str:
+    found = facts.routes_to(exp.dest)
+    node = exp.node
+    if exp.peer is None:  # the node's own pod subnet on cni0
+        bridge = facts.link(BRIDGE_IF)
+        if bridge is not None and not bridge.up:
+            return cni0_down(node)
+        if bridge is None:
+            return f"{BRIDGE_IF} does not exist on {node} yet: it comes with the first pod there"
+        return (f"{BRIDGE_IF} on {node} is not in {exp.dest}: the CNI bridge was configured with another subnet "
+                "than the node's podCIDR")
+    if any(_is_nat(r.dev, r.via) for r in found):
+        return FLANNEL_ON_NAT
+    if not found:
+        peer_subnets = [n.pod_subnet for n in spec.nodes if n.name != node]
+        if not any(facts.routes_to(s) for s in peer_subnets):
+            return (f"{node} has no route to any peer's pod subnet: flannel is not running there or uses another "
+                    f"backend (its net-conf must say \"Type\": \"{spec.cni_backend}\"); check the kube-flannel pod "
+                    f"on {node}; or {FLANNEL_ON_NAT}")
+        return (f"the route to {exp.peer}'s pod subnet is missing on {node}: flannel writes one per peer node; "
+                f"restart kube-flannel on {node}, or add `ip route add {exp.dest} via {exp.via} dev {exp.dev}`")
+    return (f"{node} sends {exp.peer}'s pods to the wrong next hop: flannel learned a wrong public-ip for "
+            f"{exp.peer} (annotation flannel.alpha.coreos.com/public-ip); {FLANNEL_ON_NAT}")
+
+
+def eth0_pod_routes(node: str) -> str:
+    return f"{node} routes pod traffic out of {NAT_IF}, where no peer node can be reached: {FLANNEL_ON_NAT}"
+
+
+def pod_address(node: Node, observed: Sequence[IPv4Interface]) -> str:
+    if not observed:
+        return (f"the pod has no IPv4 address on its eth0: the CNI ADD on {node.name} failed "
+                "(see the kubelet log or `kubectl describe pod`)")
+    return (f"the pod's address is outside {node.name}'s pod subnet {node.pod_subnet}: the CNI IPAM (host-local) on "
+            f"{node.name} hands out another range than the node's podCIDR (flannel's subnet.env is stale or "
+            "the pod's address was changed by hand); recreate the pod")
+
+
+def _route_problem(spec: LabSpec, facts: NodeFacts, peer: Node) -> str | None:
+    """What is wrong with facts.node's way to peer's pods, or None if it routes them as flannel would."""
+    found = facts.routes_to(peer.pod_subnet)
+    if any(_is_nat(r.dev, r.via) for r in found):
+        return f"{facts.node} routes {peer.pod_subnet} out of {NAT_IF}: {FLANNEL_ON_NAT}"
+    if not found:
+        used = facts.route_for(peer.pod_subnet.network_address)
+        how = f" (its packets follow {used.describe()})" if used else ""
+        return (f"{facts.node} has no route to {peer.name}'s pod subnet {peer.pod_subnet}{how}: the host-gw route "
+                "is missing (flannel did not write it or it was deleted)")
+    if spec.cni_backend == "host-gw" and not any(r.via == peer.ip and r.dev == HOST_ONLY_IF for r in found):
+        return (f"{facts.node} routes {peer.pod_subnet} via {found[0].describe()} instead of via {peer.ip} dev "
+                f"{HOST_ONLY_IF}: a wrong host-gw route (flannel's public-ip for {peer.name} is wrong)")
+    return None
+
+
+def pod_trace(spec: LabSpec, src: Node, dst: Node, target: IPv4Address,
+              observed: Sequence[IPv4Address | None], facts: Mapping[str, NodeFacts],
+              pod_addresses: Mapping[IPv4Address, Sequence[IPv4Interface]] | None = None,
+              source: IPv4Address | None = None) -> str:
+    """Why a trace from a pod on src to target (a pod on dst) did not show the expected hops.
+
+    pod_addresses maps each pod's expected address to what its eth0 really carries: a pod whose
+    address moved is a cause before any route is."""
+    reasons: list[str] = []
+    for role, ip, node in (("target", target, dst), ("source", source, src)):
+        if ip is None or pod_addresses is None or ip not in pod_addresses:
+            continue
+        real = pod_addresses[ip]
+        if ip not in [a.ip for a in real] or any(a.ip not in node.pod_subnet for a in real):
+            shown = ", ".join(str(a) for a in real) or "none"
+            reasons.append(f"the {role} pod on {node.name} no longer has {ip} (its eth0 has {shown}): "
+                           + pod_address(node, real))
+    for name in dict.fromkeys([src.name, dst.name]):
+        nf = facts.get(name)
+        bridge = nf.link(BRIDGE_IF) if nf else None
+        if bridge is not None and not bridge.up:
+            reasons.append(cni0_down(name))
+    if src.name != dst.name:
+        for name in dict.fromkeys([src.name, dst.name]):
+            nf = facts.get(name)
+            if nf is not None and nf.ip_forward == 0:
+                reasons.append(forwarding_off(name))
+        for here, there in ((src, dst), (dst, src)):
+            nf = facts.get(here.name)
+            problem = _route_problem(spec, nf, there) if nf else None
+            if problem:
+                way = "" if here is src else " (the replies' way back)"
+                reasons.append(problem + way)
+    if reasons:
+        return "; ".join(dict.fromkeys(reasons))
+    return _shape_only(src, dst, observed)
+
+
+def _shape_only(src: Node, dst: Node, observed: Sequence[IPv4Address | None]) -> str:
+    """No node shows a fault: say what the shape of the trace itself suggests."""
+    if not observed or all(h is None for h in observed):
+        return (f"nothing answered: the source pod cannot reach its gateway on {src.name} (is its default route "
+                f"via {src.pod_gateway}? is traceroute allowed by a NetworkPolicy?)")
+    if src.name != dst.name and observed[0] == src.pod_gateway and all(h is None for h in observed[1:]):
+        return (f"the trace stops after the first hop: {src.name} does not forward to {dst.name} "
+                f"(forwarding off, or the route to {dst.pod_subnet} missing or wrong)")
+    if any(h is not None and h in NAT_NETWORK for h in observed):
+        return f"the trace crosses the NAT network: {FLANNEL_ON_NAT}"
+    return ("the path differs from flannel host-gw's; another CNI or an overlay (vxlan) may be in use: compare "
+            "`ip route` on both nodes with the expected routes")
+
+
+def node_trace(spec: LabSpec, src: Node, dst: Node, observed: Sequence[IPv4Address | None],
+               facts: Mapping[str, NodeFacts]) -> str:
+    for name in (src.name, dst.name):
+        nf = facts.get(name)
+        link = nf.link(HOST_ONLY_IF) if nf else None
+        if nf is not None and link is None:
+            return f"{name} has no {HOST_ONLY_IF}" + (f": {BOX_NIC_NAMES}" if any(
+                lk.name.startswith("enp") for lk in nf.links) else "")
+        if link is not None and not link.up:
+            return f"{HOST_ONLY_IF} is down on {name}; `ip link set {HOST_ONLY_IF} up`"
+        if link is not None and name == dst.name and dst.ip not in [a.ip for a in link.addresses]:
+            return f"{dst.name}'s {HOST_ONLY_IF} does not carry {dst.ip}: the VM was built from another lab.yaml"
+    if len([h for h in observed if h is not None]) > 1:
+        return (f"{src.name} reaches {dst.ip} through a router: the nodes are not on one {HOST_ONLY_IF} segment, "
+                "which flannel host-gw requires (are both VMs on the same host-only network?)")
+    return (f"{dst.name} does not answer on {HOST_ONLY_IF}: the host-only network is broken between {src.name} "
+            f"and {dst.name} (VirtualBox host-only adapter, or a firewall dropping UDP/ICMP)")
+
+
+# Kubernetes facts (only labs with a Kubernetes API)
+def internal_ip(node: Node, observed: str | None) -> str:
+    if observed == str(NAT_ADDRESS):
+        return kubelet_on_nat(node.name, node.ip)
+    return (f"kubelet on {node.name} registered with {observed or 'no InternalIP'}: set kubelet --node-ip={node.ip} "
+            "(KUBELET_EXTRA_ARGS) and restart it")
+
+
+def public_ip(node: Node, observed: str | None) -> str:
+    if observed == str(NAT_ADDRESS) or (observed and IPv4Address(observed) in NAT_NETWORK):
+        return FLANNEL_ON_NAT
+    if observed is None:
+        return f"kube-flannel has not annotated {node.name}: it is not running there (see `kubectl -n kube-flannel get pods -o wide`)"
+    return f"flannel on {node.name} uses {observed}, not its {HOST_ONLY_IF} address: {FLANNEL_ON_NAT}"
+
+
+def pod_cidr(node: Node, observed: str | None) -> str:
+    return (f"{node.name} got podCIDR {observed or 'none'} instead of {node.pod_subnet}: nodes get /24s in the order "
+            "they registered (control plane first, then lab.yaml's order); kubeadm init needs "
+            "--pod-network-cidr matching lab.yaml's kubernetes.pod_cidr; join the workers in order")
+
+
+def not_ready(node: str, reason: str | None) -> str:
+    why = f" ({reason})" if reason else ""
+    return (f"{node} is not Ready{why}: usually no CNI yet (kube-flannel not running there) or kubelet down; "
+            f"`kubectl describe node {node}`")
+
+
+def flannel_backend(spec: LabSpec, observed: str) -> str:
+    return (f"flannel's net-conf.json (ConfigMap kube-flannel-cfg) must say Network {spec.pod_cidr} and Backend "
+            f"Type {spec.cni_backend}; found {observed}; edit it and restart the kube-flannel DaemonSet")
+
+
+def logs_fail(node: Node, stderr: str) -> str:
+    if str(NAT_ADDRESS) in stderr:
+        return kubelet_on_nat(node.name, node.ip)
+    return (f"the API server cannot reach kubelet on {node.name} for logs: kubelet's node IP is probably not "
+            f"{node.ip} (set --node-ip) — kubernetes/kubernetes#45583")

@@ -1,0 +1,54 @@
+"""Observed facts of a healthy lab, built from a spec, for the pure check and diagnosis tests.
+
+Faults are made by editing these facts the way the kernel would show the fault."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from k8slab.facts import LinkFact, NodeFacts, RouteFact
+from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, NAT_NETWORK, LabSpec, Node
+
+
+def healthy_node(spec: LabSpec, node: Node, pods: int = 2) -> NodeFacts:
+    links = [
+        LinkFact("lo", True, (IPv4Interface("127.0.0.1/8"),)),
+        LinkFact(NAT_IF, True, (IPv4Interface(f"{NAT_ADDRESS}/{NAT_NETWORK.prefixlen}"),), kind="veth"),
+        LinkFact(HOST_ONLY_IF, True, (IPv4Interface(f"{node.ip}/{spec.host_only.prefixlen}"),), kind="veth"),
+        LinkFact(BRIDGE_IF, True, (IPv4Interface(f"{node.pod_gateway}/{node.pod_subnet.prefixlen}"),), kind="bridge"),
+    ]
+    links += [LinkFact(f"veth{i:04x}", True, (), master=BRIDGE_IF, kind="veth") for i in range(pods)]
+    routes = [
+        RouteFact(IPv4Network("0.0.0.0/0"), NAT_IF, NAT_GATEWAY),
+        RouteFact(NAT_NETWORK, NAT_IF),
+        RouteFact(spec.host_only, HOST_ONLY_IF),
+        RouteFact(node.pod_subnet, BRIDGE_IF),
+    ]
+    routes += [RouteFact(p.pod_subnet, HOST_ONLY_IF, p.ip) for p in spec.nodes if p.name != node.name]
+    return NodeFacts(node.name, tuple(links), tuple(routes), 1)
+
+
+def healthy(spec: LabSpec) -> dict[str, NodeFacts]:
+    return {n.name: healthy_node(spec, n) for n in spec.nodes}
+
+
+def without_route(facts: NodeFacts, dest: IPv4Network) -> NodeFacts:
+    return replace(facts, routes=tuple(r for r in facts.routes if r.dest != dest))
+
+
+def with_route(facts: NodeFacts, route: RouteFact) -> NodeFacts:
+    return replace(without_route(facts, route.dest), routes=(*without_route(facts, route.dest).routes, route))
+
+
+def link_down(facts: NodeFacts, name: str) -> NodeFacts:
+    """As `ip link set NAME down` leaves it: the flag gone, the connected route flushed."""
+    link = facts.link(name)
+    assert link is not None
+    links = tuple(replace(lk, up=False) if lk.name == name else lk for lk in facts.links)
+    routes = tuple(r for r in facts.routes if not (r.dev == name and r.via is None))
+    return replace(facts, links=links, routes=routes)
+
+
+def pod_ip(node: Node, n: int = 2) -> IPv4Address:
+    return node.pod_subnet.network_address + n
