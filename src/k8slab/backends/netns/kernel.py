@@ -12,8 +12,8 @@ import os
 import socket
 import struct
 import subprocess
+from collections.abc import Sequence
 from ipaddress import IPv4Address
-from typing import Sequence
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError

@@ -12,11 +12,12 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from k8slab.backends.netns import cni, names, nsfs, preflight, state
 from k8slab.backends.netns.plan import POD_IF, LabPlan, build_plan, loopback_config
@@ -79,7 +80,7 @@ class NetnsLab(Lab):
         extra = [p for p in self.paths.dir.iterdir() if p != self.paths.lock] if self.paths.dir.exists() else []
         return bool(nsfs.list_netns(self.prefix) or extra)
 
-    def _lock(self):  # noqa: ANN202 - a context manager
+    def _lock(self):
         return state.locked(self.paths.lock, f"lab {self.spec.name!r}")
 
     def up(self, progress: Progress = quiet) -> None:
@@ -178,7 +179,7 @@ class NetnsLab(Lab):
         self._require_up()
         return _run([*self.node_argv(node), *argv], timeout)
 
-    def testinfra_host(self, node: str) -> "testinfra.host.Host":
+    def testinfra_host(self, node: str) -> testinfra.host.Host:
         from k8slab.backends.netns.testinfra_backend import host
 
         self._require_up()
@@ -274,8 +275,8 @@ class NetnsLab(Lab):
         try:
             self.paths.uts_dir.mkdir(parents=True, exist_ok=True)
             nsfs.create_uts(uts, name)
-            common = dict(container_id=rec.container_id, netns=ns_path, ifname=POD_IF,
-                          run_in=nsfs.netns_path(node_plan.netns), what=f"pod {name} on {node}")
+            common = {"container_id": rec.container_id, "netns": ns_path, "ifname": POD_IF,
+                          "run_in": nsfs.netns_path(node_plan.netns), "what": f"pod {name} on {node}"}
             cni.invoke(plugin_dir, "ADD", loopback_config(), **{**common, "ifname": "lo"})
             result = cni.invoke(plugin_dir, "ADD", rec.cni_config, **common)
             rec = state.PodRecord(**{**rec.to_json(), "ip": cni.result_ip(result)})

@@ -13,9 +13,9 @@ import errno
 import os
 import signal
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from k8slab.backends.netns.names import NETNS_DIR
 

@@ -12,8 +12,18 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
 from k8slab.backends.netns import names
-from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_DNS, NAT_GATEWAY, NAT_IF, NAT_NETWORK, VXLAN_IF
-from k8slab.spec import LabSpec, Node
+from k8slab.spec import (
+    BRIDGE_IF,
+    HOST_ONLY_IF,
+    NAT_ADDRESS,
+    NAT_DNS,
+    NAT_GATEWAY,
+    NAT_IF,
+    NAT_NETWORK,
+    VXLAN_IF,
+    LabSpec,
+    Node,
+)
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 # flannel's vxlan backend: VNI 1 on the Linux default port, 50 bytes of outer headers under a 1500 MTU.
@@ -275,8 +285,8 @@ def build_plan(spec: LabSpec, state: names.StatePaths | None = None) -> LabPlan:
 
 def render(plan: LabPlan) -> str:
     spec = plan.spec
-    out = [f"Emulated lab {spec.name!r} from {spec.source}: {len(spec.nodes)} nodes, flannel {spec.cni_backend}, "
-           f"pod CIDR {spec.pod_cidr}",
+    out = [(f"Emulated lab {spec.name!r} from {spec.source}: {len(spec.nodes)} nodes, flannel {spec.cni_backend}, "
+           f"pod CIDR {spec.pod_cidr}"),
            f"Built only inside network namespaces named {plan.prefix}*; the default namespace is not touched.",
            f"State (pods, IPAM, lock): {plan.state_dir}/", ""]
     by_node = {n.netns: n for n in plan.nodes}

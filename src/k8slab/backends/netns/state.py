@@ -6,10 +6,11 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from k8slab.errors import LabStateError
 
@@ -72,5 +73,5 @@ class PodRecord:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "PodRecord":
+    def from_json(cls, data: dict[str, Any]) -> PodRecord:
         return cls(**data)

@@ -5,7 +5,8 @@ is its local backend with every command wrapped to run inside the node's namespa
 from __future__ import annotations
 
 import shlex
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import testinfra.host
 from testinfra.backend import base
