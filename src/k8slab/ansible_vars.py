@@ -1,0 +1,86 @@
+"""The extra variables the Ansible roles read: every lab fact, computed once from the LabSpec.
+
+The roles never hard-code an address, a name or a CIDR; they look their node up in `lab_nodes` by
+inventory_hostname. The result is plain JSON (strings, ints, lists, dicts) because ansible-runner
+passes it as extravars, and the unit tests render the role templates with it directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from k8slab.errors import LabSpecError
+from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, VXLAN_IF, LabSpec, Node
+
+
+@dataclass(frozen=True)
+class KubernetesRelease:
+    """What one minor release of pkgs.k8s.io needs pinned next to it."""
+
+    package_version: str  # apt version of kubelet/kubeadm/kubectl, installed and then held
+    pause_image: str  # the sandbox image this kubeadm expects; containerd must use the same one
+    kubeadm_api: str  # the kubeadm config API the templates are written for
+
+
+# pause 3.10 is what kubeadm 1.31-1.33 pulls (`kubeadm config images list`); a containerd
+# sandbox_image that differs makes kubeadm warn and the node pull two pause images.
+KUBERNETES_RELEASES: dict[str, KubernetesRelease] = {
+    "1.31": KubernetesRelease("1.31.12-1.1", "registry.k8s.io/pause:3.10", "kubeadm.k8s.io/v1beta4"),
+    "1.32": KubernetesRelease("1.32.4-1.1", "registry.k8s.io/pause:3.10", "kubeadm.k8s.io/v1beta4"),
+    "1.33": KubernetesRelease("1.33.7-1.1", "registry.k8s.io/pause:3.10", "kubeadm.k8s.io/v1beta4"),
+}
+
+
+def kubernetes_release(spec: LabSpec) -> KubernetesRelease:
+    try:
+        return KUBERNETES_RELEASES[spec.k8s_version]
+    except KeyError:
+        known = ", ".join(f'"{v}"' for v in KUBERNETES_RELEASES)
+        raise LabSpecError(spec.source, [
+            f"kubernetes.version: k8slab has no pinned packages and pause image for {spec.k8s_version!r}; "
+            f"use one of {known}, or add the release to KUBERNETES_RELEASES in src/k8slab/ansible_vars.py"
+        ]) from None
+
+
+def node_vars(node: Node) -> dict[str, Any]:
+    return {
+        "name": node.name,
+        "role": node.role,
+        "ip": str(node.ip),
+        "index": node.index,
+        "pod_subnet": str(node.pod_subnet),
+        "pod_gateway": str(node.pod_gateway),
+    }
+
+
+def ansible_vars(spec: LabSpec) -> dict[str, Any]:
+    """Extravars for ansible/site.yml. Raises LabSpecError before anything runs if a fact is missing."""
+    release = kubernetes_release(spec)
+    control_plane = spec.control_plane
+    return {
+        "lab_name": spec.name,
+        "lab_nodes": [node_vars(n) for n in spec.nodes],
+        # Workers join one at a time in this order: the controller hands out pod /24s in
+        # registration order, so this order is what makes the spec's pod subnets the real ones.
+        "lab_workers": [n.name for n in spec.workers],
+        "lab_control_plane": control_plane.name,
+        "lab_control_plane_ip": str(control_plane.ip),
+        "lab_host_only": str(spec.host_only),
+        "lab_host_only_prefix": spec.host_only.prefixlen,
+        "lab_host_only_if": HOST_ONLY_IF,
+        "lab_nat_if": NAT_IF,
+        "lab_nat_address": str(NAT_ADDRESS),
+        "lab_pod_cidr": str(spec.pod_cidr),
+        "lab_service_cidr": str(spec.service_cidr),
+        "k8s_version": spec.k8s_version,
+        "k8s_package_version": release.package_version,
+        # kubeadm's own default ("stable-1") looks the version up online; pin it to the packages.
+        "k8s_kubernetes_version": "v" + release.package_version.split("-")[0],
+        "k8s_pause_image": release.pause_image,
+        "k8s_kubeadm_api": release.kubeadm_api,
+        "flannel_backend": spec.cni_backend,
+        "flannel_iface": spec.cni_interface,
+        "flannel_bridge_if": BRIDGE_IF,
+        "flannel_vxlan_if": VXLAN_IF,
+    }
