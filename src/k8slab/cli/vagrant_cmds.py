@@ -1,0 +1,58 @@
+"""Commands of the SSH side: `k8slab provision` (the roles on the Vagrant VMs or on machines from an
+inventory) and `k8slab ssh NODE` (a shell on a Vagrant VM)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from k8slab import console
+from k8slab.errors import LabStateError, ToolMissingError
+from k8slab.spec import load_spec
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("provision", help="run the Ansible roles on the lab's VMs, or on your own machines")
+    p.add_argument("--inventory", metavar="FILE", type=Path,
+                   help="an Ansible inventory of existing machines whose host names are the lab's node names "
+                        "(default: the Vagrant VMs of the lab)")
+    p.set_defaults(func=cmd_provision)
+
+    p = sub.add_parser("ssh", help="open a shell on a node of the VirtualBox lab (vagrant ssh NODE)")
+    p.add_argument("node", help="node name from lab.yaml")
+    p.set_defaults(func=cmd_ssh)
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    from k8slab.backends.ssh import SshLab
+    from k8slab.backends.vagrant import VagrantLab
+
+    spec = load_spec(args.spec)
+    if args.inventory:
+        lab = SshLab.from_inventory(spec, args.inventory)
+        console.say(f"provisioning lab {spec.name!r} on the machines of {args.inventory}")
+        lab.up(console.progress_printer())
+    else:
+        problem = VagrantLab.unavailable_reason()
+        if problem:
+            raise ToolMissingError(f"the VirtualBox lab cannot run here: {problem}. To provision machines you "
+                                   "already have, pass --inventory FILE")
+        console.say(f"provisioning the VMs of lab {spec.name!r}")
+        VagrantLab(spec).provision(console.progress_printer())
+    console.say(f"lab {spec.name!r} is provisioned. Next: `make test` or `k8slab verify`")
+    return 0
+
+
+def cmd_ssh(args: argparse.Namespace) -> int:
+    from k8slab.backends.vagrant import VagrantLab
+
+    spec = load_spec(args.spec)
+    names = [n.name for n in spec.nodes]
+    if args.node not in names:
+        raise LabStateError(f"no node {args.node!r} in lab {spec.name!r} ({spec.source}); its nodes are: "
+                            f"{', '.join(names)}")
+    lab = VagrantLab(spec)
+    argv = lab.ssh_argv(args.node)
+    os.execve(argv[0], argv, lab.vagrant_env())
+    return 0  # not reached: the process is now vagrant ssh
