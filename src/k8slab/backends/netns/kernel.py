@@ -38,23 +38,28 @@ class Sockets:
 
     def __init__(self) -> None:
         self._open: dict[str, IPRoute] = {}
+        self._index: dict[str, dict[str, int]] = {}
 
     def __getitem__(self, netns: str) -> IPRoute:
         if netns not in self._open:
             self._open[netns] = open_rtnl(netns)
         return self._open[netns]
 
+    def index(self, netns: str, ifname: str) -> int:
+        """An interface's index; one dump per namespace, redone only when a name is new to it
+        (interfaces are only ever added here, so a cached index is never stale)."""
+        known = self._index.get(netns, {})
+        if ifname not in known:
+            known = {link.get("ifname"): link["index"] for link in self[netns].get_links()}
+            self._index[netns] = known
+        if ifname not in known:
+            raise CommandFailedError(f"interface {ifname} is missing in {netns} right after it was created")
+        return known[ifname]
+
     def close(self) -> None:
         for ipr in self._open.values():
             ipr.close()
         self._open.clear()
-
-
-def _index(ipr: IPRoute, ifname: str) -> int:
-    found = ipr.link_lookup(ifname=ifname)
-    if not found:
-        raise CommandFailedError(f"interface {ifname} is missing right after it was created")
-    return found[0]
 
 
 def build(plan: LabPlan, state: StatePaths, progress: Progress) -> None:
@@ -99,7 +104,7 @@ def _links(plan: LabPlan, socks: Sockets, progress: Progress) -> None:
                 v = link.vxlan
                 assert v is not None
                 ipr.link("add", ifname=link.ifname, kind="vxlan", vxlan_id=v.vni, vxlan_port=v.port,
-                         vxlan_local=str(v.local), vxlan_link=_index(ipr, v.dev), vxlan_learning=0,
+                         vxlan_local=str(v.local), vxlan_link=socks.index(link.netns, v.dev), vxlan_learning=0,
                          address=link.mac, mtu=link.mtu)
     finally:
         for fd in fds.values():
@@ -107,10 +112,10 @@ def _links(plan: LabPlan, socks: Sockets, progress: Progress) -> None:
 
     for port in plan.ports:
         ipr = socks[port.netns]
-        ipr.link("set", index=_index(ipr, port.ifname), master=_index(ipr, port.bridge))
+        ipr.link("set", index=socks.index(port.netns, port.ifname), master=socks.index(port.netns, port.bridge))
     for addr in plan.addrs:
         ipr = socks[addr.netns]
-        ipr.addr("add", index=_index(ipr, addr.ifname), address=str(addr.address.ip),
+        ipr.addr("add", index=socks.index(addr.netns, addr.ifname), address=str(addr.address.ip),
                  prefixlen=addr.address.network.prefixlen)
     # Every interface of every namespace comes up, lo included (a fresh namespace has lo down).
     for ns in plan.namespaces:
@@ -127,16 +132,15 @@ def _routes(plan: LabPlan, socks: Sockets, progress: Progress) -> None:
     for route in plan.routes:
         by_ns.setdefault(route.netns, []).append(route)
     for netns, routes in by_ns.items():
-        ipr = socks[netns]
-        index = {name: _index(ipr, name) for name in {r.dev for r in routes}}
+        index = {name: socks.index(netns, name) for name in {r.dev for r in routes}}
         with nsfs.entered(nsfs.netns_path(netns)):
             add_routes(routes, index)
     for n in plan.neighs:
         ipr = socks[n.netns]
-        ipr.neigh("add", dst=str(n.dst), lladdr=n.lladdr, ifindex=_index(ipr, n.dev), state=NUD_PERMANENT)
+        ipr.neigh("add", dst=str(n.dst), lladdr=n.lladdr, ifindex=socks.index(n.netns, n.dev), state=NUD_PERMANENT)
     for f in plan.fdbs:
         ipr = socks[f.netns]
-        ipr.fdb("append", ifindex=_index(ipr, f.dev), lladdr=f.lladdr, dst=str(f.dst),
+        ipr.fdb("append", ifindex=socks.index(f.netns, f.dev), lladdr=f.lladdr, dst=str(f.dst),
                 state=NUD_PERMANENT, flags=NTF_SELF)
     progress(f"routes: {len(plan.routes)} ({plan.spec.cni_backend} routes to the other nodes' pod subnets, "
              "default via NAT)")
