@@ -135,9 +135,11 @@ def test_inventory_missing_a_node_is_refused(tmp_path):
 def test_pod_images_follow_the_tutorial():
     assert pod_image("httpd") == (SERVER_IMAGES["httpd"], [])
     assert pod_image("httpd-2") == (SERVER_IMAGES["httpd"], [])
+    assert pod_image("w-nginx") == (SERVER_IMAGES["nginx"], [])
     image, command = pod_image("client")
     assert image == CLIENT_IMAGE and command  # busybox must be kept alive
     assert pod_image("httpdx")[0] == CLIENT_IMAGE
+    assert pod_image("w-busybox-2")[0] == CLIENT_IMAGE
 
 
 def test_kubectl_run_pins_the_pod_to_the_node():

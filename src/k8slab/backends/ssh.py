@@ -34,6 +34,8 @@ ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
 # unless its name asks for one of the tutorial's servers.
 CLIENT_IMAGE = "busybox:1.36"
 SERVER_IMAGES = {"httpd": "httpd:2.4", "nginx": "nginx:latest"}
+# busybox's PID 1 would ignore SIGTERM and make every delete wait out the grace period; this exits on it.
+KEEP_ALIVE = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
 POD_READY_TIMEOUT = 180
 # What coreutils' timeout returns: a command cut off by node_run/pod_run's own timeout.
 RC_TIMEOUT = 124
@@ -41,11 +43,12 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def pod_image(name: str) -> tuple[str, list[str]]:
-    """The image and command of a pod: a tutorial server if the name starts with one, else busybox kept alive."""
-    for prefix, image in SERVER_IMAGES.items():
-        if name == prefix or name.startswith(prefix + "-"):
-            return image, []
-    return CLIENT_IMAGE, ["sleep", "infinity"]
+    """The image and command of a pod: a tutorial server if a dash-separated word of its name is one
+    ("httpd", "w-httpd", "nginx-2"), else busybox kept alive to run traceroute and friends."""
+    for word in name.split("-"):
+        if word in SERVER_IMAGES:
+            return SERVER_IMAGES[word], []
+    return CLIENT_IMAGE, KEEP_ALIVE
 
 
 def kubectl_run_args(name: str, node: str) -> list[str]:
