@@ -259,6 +259,35 @@ def _element_of(spec: LabSpec, pods: Sequence[Pod], addr: IPv4Address | None) ->
     return None
 
 
+def pod_route_lines(spec: LabSpec, ip_route_output: str) -> list[str]:
+    """The pod-network rows of `ip -4 route show`, shortened to what the picture needs (dest, via, dev)."""
+    rows = []
+    for line in ip_route_output.splitlines():
+        words = line.split()
+        try:
+            dest = IPv4Network(words[0])
+        except (ValueError, IndexError):
+            continue
+        if not dest.subnet_of(spec.pod_cidr):
+            continue
+        keep = [words[0]]
+        for key in ("via", "dev"):
+            if key in words[:-1]:
+                keep += [key, words[words.index(key) + 1]]
+        keep += ["onlink"] if "onlink" in words else []
+        rows.append(" ".join(keep))
+    return rows
+
+
+def live_dot(lab, path: Path_ | None = None) -> str:
+    """The running lab's DOT: its pods and each node's pod routes as the node has them now."""
+    routes = {}
+    for node in lab.spec.nodes:
+        r = lab.node_run(node.name, ["ip", "-4", "route", "show"], timeout=15)
+        routes[node.name] = pod_route_lines(lab.spec, r.stdout) if r.ok else [f"(ip route failed: {r.stderr.strip()})"]
+    return build_dot(lab.spec, lab.pods(), path, routes)
+
+
 def output_format(path: str | Path) -> str:
     """svg or png, from the file name; LabStateError before anything is drawn otherwise."""
     suffix = Path(path).suffix.lower().lstrip(".")

@@ -142,3 +142,13 @@ def test_unknown_output_format_is_refused_before_drawing(tmp_path):
     with pytest.raises(LabStateError, match=r"\.svg or \.png"):
         diagram.write("digraph {}", tmp_path / "lab.pdf")
     assert not (tmp_path / "lab.pdf").exists()
+
+
+def test_pod_route_lines_keep_the_pod_network_rows(spec):
+    n1, n2 = spec.workers[0], spec.workers[1]
+    recorded = (f"default via 10.0.2.2 dev eth0\n"
+                f"10.0.2.0/24 dev eth0 proto kernel scope link src 10.0.2.15\n"
+                f"{n1.pod_subnet} dev cni0 proto kernel scope link src {n1.pod_gateway}\n"
+                f"{n2.pod_subnet} via {n2.ip} dev eth1\n"
+                f"{spec.host_only} dev eth1 proto kernel scope link src {n1.ip}\n")
+    assert diagram.pod_route_lines(spec, recorded) == [f"{n1.pod_subnet} dev cni0", f"{n2.pod_subnet} via {n2.ip} dev eth1"]
