@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,15 @@ def test_plan_lists_every_vm_from_the_spec():
         line = next(line for line in plan.splitlines() if line.split()[:1] == [node.name])
         assert f"eth1 {node.ip} " in line and f"pods {node.pod_subnet}" in line
         assert f"{node.cpus} CPU {node.memory} MB" in line and f"k8slab-{SPEC.name}-{node.name}" in line
+
+
+def test_client_pod_command_stays_up_and_exits_on_sigterm():
+    # what kubectl delete sends to the pod's PID 1; busybox's sh runs this the same as dash here
+    proc = subprocess.Popen(pod_image("client")[1])
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.5)
+        proc.terminate()
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()

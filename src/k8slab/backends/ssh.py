@@ -35,7 +35,7 @@ ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
 CLIENT_IMAGE = "busybox:1.36"
 SERVER_IMAGES = {"httpd": "httpd:2.4", "nginx": "nginx:latest"}
 # busybox's PID 1 would ignore SIGTERM and make every delete wait out the grace period; this exits on it.
-KEEP_ALIVE = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
+KEEP_ALIVE = ["sh", "-c", "trap 'kill $! 2>/dev/null; exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
 POD_READY_TIMEOUT = 180
 # What coreutils' timeout returns: a command cut off by node_run/pod_run's own timeout.
 RC_TIMEOUT = 124
