@@ -37,10 +37,9 @@ def kubernetes_release(spec: LabSpec) -> KubernetesRelease:
         return KUBERNETES_RELEASES[spec.k8s_version]
     except KeyError:
         known = ", ".join(f'"{v}"' for v in KUBERNETES_RELEASES)
-        raise LabSpecError(spec.source, [
-            f"kubernetes.version: k8slab has no pinned packages and pause image for {spec.k8s_version!r}; "
-            f"use one of {known}, or add the release to KUBERNETES_RELEASES in src/k8slab/ansible_vars.py"
-        ]) from None
+        problem = (f"kubernetes.version: k8slab has no pinned packages and pause image for {spec.k8s_version!r}; "
+                   f"use one of {known}, or add the release to KUBERNETES_RELEASES in src/k8slab/ansible_vars.py")
+        raise LabSpecError(spec.source, [problem]) from None
 
 
 def node_vars(node: Node) -> dict[str, Any]:
