@@ -164,9 +164,14 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
                   ("lo", str(LOOPBACK))]
         if spec.cni_backend == "vxlan":
             ifaces.insert(1, (VXLAN_IF, f"{node.pod_subnet.network_address}/32, VNI 1"))
+        # On a live lab a node without pods has no cni0 yet (the bridge plugin makes it for the first pod).
+        no_bridge = routes is not None and not any(p.node == n for p in pods)
         for name, addr in ifaces:
             eid = if_id(n, name)
-            out.append(f"    {_q(eid)} {_attrs(label=_html_label(name, [addr], badge(eid)), fillcolor=_FILL[name])};")
+            extra = ["(made with the first pod)"] if name == BRIDGE_IF and no_bridge else []
+            style = "rounded,filled,dashed" if extra else None
+            label = _html_label(name, [addr, *extra], badge(eid))
+            out.append(f"    {_q(eid)} {_attrs(label=label, fillcolor=_FILL[name], style=style)};")
         for pod in [p for p in pods if p.node == n]:
             pid = pod_id(pod.name)
             out.append(f"    {_q(pid)} {_attrs(label=_html_label('pod ' + pod.name, [f'eth0 {pod.ip}'], badge(pid)), fillcolor=_FILL['pod'], shape='box', style='filled')};")

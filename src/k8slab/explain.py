@@ -389,6 +389,9 @@ def explain_trace(spec: LabSpec, src: Endpoint, dst: Endpoint, trace: Trace, *, 
         lines.append(f"  {mark} {h.ttl}  {h.observed or '*'!s:15}  {h.who}")
         lines.append(f"        {h.why}")
     lines.append(_why_count(spec, src, dst, expected, stops))
+    if not dst.pod and not dst.is_node:
+        lines.append(f"note: {dst.address} is in {dst.node}'s pod subnet but no pod of this lab has it, so the last "
+                     "hop can only stay silent")
     enc_ok = None
     if capture is not None:
         enc_ok, cap_lines = capture_verdict(spec, src, dst, capture)

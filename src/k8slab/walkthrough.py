@@ -9,6 +9,7 @@ removes every pod it made (named "w-...") also on Ctrl-C.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -378,18 +379,20 @@ class Walkthrough:
 # ---------------------------------------------------------------- how a step reads
 
 
-def format_step(result: StepResult, backend: str, total: int = len(STEPS)) -> list[str]:
+def format_step(result: StepResult, backend: str, total: int = len(STEPS), columns: int = 120) -> list[str]:
     t = result.text
     emulated = backend == "netns"
     lines = [f"━━ step {t.number} of {total}: {t.title} ━━", f"what it shows: {t.demonstrates}", "commands:"]
-    width = max(len(c) for c in t.tutorial)
-    left_head = "tutorial (VirtualBox lab)"
-    right_head = "emulated lab"
-    lines.append(f"  {left_head:{width}}  |  {right_head}")
-    for i in range(max(len(t.tutorial), len(t.emulated))):
-        left = t.tutorial[i] if i < len(t.tutorial) else ""
-        right = t.emulated[i] if i < len(t.emulated) else ""
-        lines.append(f"  {left:{width}}  |  {right}")
+    pairs = [(t.tutorial[i] if i < len(t.tutorial) else "", t.emulated[i] if i < len(t.emulated) else "")
+             for i in range(max(len(t.tutorial), len(t.emulated)))]
+    width = max(len(left) for left, _ in pairs)
+    if width + max(len(right) for _, right in pairs) <= columns - 7:
+        head = "tutorial (VirtualBox lab)"
+        lines.append(f"  {head:{width}}  |  emulated lab")
+        lines += [f"  {left:{width}}  |  {right}" for left, right in pairs]
+    else:  # too wide for two columns: each tutorial command right above its emulated equivalent
+        for left, right in pairs:
+            lines += [f"  tutorial: {left}", f"  emulated: {right}"]
     lab_kind = "emulated lab" if emulated else f"{backend} lab"
     lines.append(f"ran on this {lab_kind}:")
     lines += [f"  $ {c}" for c in result.ran]
@@ -418,7 +421,7 @@ def run_walkthrough(lab: Lab, steps: Sequence[int], show: Callable[[list[str]], 
         for i, s in enumerate(steps):
             result = walk.run(s)
             results.append(result)
-            show(format_step(result, lab.backend))
+            show(format_step(result, lab.backend, columns=shutil.get_terminal_size().columns))
             if pause and i + 1 < len(steps):
                 pause(steps[i + 1])
     finally:
