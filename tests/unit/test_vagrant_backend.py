@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,8 +23,8 @@ from k8slab.backends.ssh import (
     parse_pods,
     pod_image,
 )
-from k8slab.backends.vagrant import VagrantLab, _availability, hint_for, vagrant_version
-from k8slab.errors import LabSpecError, LabStateError
+from k8slab.backends.vagrant import VagrantLab, _availability, hint_for, machine_readable_error, vagrant_version
+from k8slab.errors import CommandFailedError, LabSpecError, LabStateError
 from k8slab.inventory import write_inventory
 from k8slab.provision import check, run_playbook
 from k8slab.spec import load_spec
@@ -215,3 +216,23 @@ def test_client_pod_command_stays_up_and_exits_on_sigterm():
         assert proc.wait(timeout=5) == 0
     finally:
         proc.kill()
+
+
+def test_vagrant_failure_shows_vagrants_own_reason(tmp_path, monkeypatch):
+    if shutil.which("vagrant") is None:
+        pytest.skip("Debian's vagrant package is not installed (make setup installs it)")
+    if shutil.which("VBoxManage"):
+        pytest.skip("VirtualBox is installed: `vagrant status` succeeds here")
+    # a real failing vagrant call: no VirtualBox; its reason comes on stdout in --machine-readable mode
+    monkeypatch.setenv("VAGRANT_DOTFILE_PATH", str(tmp_path / "dotvagrant"))
+    with pytest.raises(CommandFailedError) as err:
+        VagrantLab(SPEC).vm_states()
+    message = str(err.value)
+    assert message.startswith("`vagrant status` failed")
+    assert "VBoxManage" in message and "%!(VAGRANT_COMMA)" not in message
+
+
+def test_machine_readable_error_is_unescaped():
+    out = "1700000000,,ui,error,ignored\n1700000000,,error-exit,Vagrant::Errors::X,one%!(VAGRANT_COMMA) two\\nthree\n"
+    assert machine_readable_error(out) == "one, two\nthree"
+    assert machine_readable_error("1700000000,node-1,state,running\n") == ""

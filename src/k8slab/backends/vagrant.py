@@ -63,6 +63,16 @@ def _availability(path: str) -> tuple[str | None, str | None]:
     return None, f"VirtualBox is not installed (VBoxManage not found on PATH); {INSTALL_VIRTUALBOX}"
 
 
+def machine_readable_error(stdout: str) -> str:
+    """The message of an `error-exit` line of `vagrant --machine-readable` output ("" if none):
+    in that mode vagrant reports failures on stdout, not stderr."""
+    for line in stdout.splitlines():
+        fields = line.split(",", 4)
+        if len(fields) == 5 and fields[2] == "error-exit":
+            return fields[4].replace("%!(VAGRANT_COMMA)", ",").replace("\\n", "\n").strip()
+    return ""
+
+
 def hint_for(stderr: str) -> str:
     return "; ".join(hint for needle, hint in HINTS if needle in stderr)
 
@@ -99,7 +109,8 @@ class VagrantLab(SshLab):
             try:
                 return call(handle)
             except subprocess.CalledProcessError as exc:
-                stderr = Path(err.name).read_text().strip()
+                stderr = Path(err.name).read_text().strip() or machine_readable_error(
+                    exc.output.decode(errors="replace") if isinstance(exc.output, bytes) else exc.output or "")
                 tail = "\n    ".join(stderr.splitlines()[-15:]) or "(no output on stderr)"
                 hint = hint_for(stderr)
                 raise CommandFailedError(f"`vagrant {what}` failed (exit {exc.returncode}):\n    {tail}"
