@@ -7,6 +7,10 @@ import os
 
 import pytest
 
+# Options of the acceptance suite (--lab-backend, --lab-inventory, --spec) must be known before pytest
+# parses the command line, which tests/acceptance/conftest.py is too late for under `pytest tests/`.
+pytest_plugins = ["acceptance.lab_selection"]
+
 _skipped: list[str] = []
 
 

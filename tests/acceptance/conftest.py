@@ -1,0 +1,123 @@
+"""Fixtures of the acceptance suite: the lab under test, its pods, what its nodes show.
+
+Tests are parametrized from the spec at collection time (per node, per expected interface and
+route, per ordered node pair), so a 5-node lab gets its tests for free and every test id reads
+like the check it makes. Which lab: see lab_selection.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from acceptance.lab_selection import resolve  # the plugin's own module: one LabTarget per session
+from k8slab import checks
+from k8slab.expect import node_interfaces, node_routes
+from k8slab.lab import Lab, Pod
+from k8slab.spec import LabSpec
+
+
+def _spec_or_fail(config: pytest.Config) -> LabSpec:
+    target = resolve(config)
+    if target.error:
+        pytest.fail(f"the acceptance suite cannot start: {target.error}", pytrace=False)
+    assert target.spec is not None
+    return target.spec
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    names = set(metafunc.fixturenames)
+    wanted = names & {"interface_exp", "route_exp", "node", "worker", "node_pair", "kube_check", "address_slot"}
+    if not wanted:
+        return
+    spec = _spec_or_fail(metafunc.config)
+    if "interface_exp" in names:
+        exps = [e for n in spec.nodes for e in node_interfaces(spec, n, has_pods=True)]
+        metafunc.parametrize("interface_exp", exps, ids=[checks.interface_name(e) for e in exps])
+    if "route_exp" in names:
+        exps = [e for n in spec.nodes for e in node_routes(spec, n, has_pods=True)]
+        metafunc.parametrize("route_exp", exps, ids=[checks.route_name(e) for e in exps])
+    if "node" in names:
+        # Each per-node test names its check with @pytest.mark.check_name.with_args(node -> name).
+        mark = metafunc.definition.get_closest_marker("check_name")
+        namer = mark.args[0] if mark else None
+        metafunc.parametrize("node", spec.nodes, ids=[namer(n) if namer else n.name for n in spec.nodes])
+    if "worker" in names:
+        cp = spec.control_plane
+        others = [n for n in spec.nodes if n.name != cp.name]
+        metafunc.parametrize("worker", others, ids=[checks.node_trace_name(spec, cp, n) for n in others])
+    if "node_pair" in names:
+        pairs = checks.node_pairs(spec)
+        metafunc.parametrize("node_pair", pairs, ids=[checks.pod_trace_name(spec, a, b) for a, b in pairs])
+    if "address_slot" in names:
+        slots = [(n, second) for second in (False, True) for n in spec.nodes]
+        metafunc.parametrize("address_slot", slots, ids=[checks.pod_address_name(n, s) for n, s in slots])
+    if "kube_check" in names:
+        kube_names = checks.kubernetes_names(spec)
+        metafunc.parametrize("kube_check", kube_names, ids=kube_names)
+
+
+@pytest.fixture(scope="session")
+def spec(request: pytest.FixtureRequest) -> LabSpec:
+    return _spec_or_fail(request.config)
+
+
+@pytest.fixture(scope="session")
+def lab(request: pytest.FixtureRequest, spec: LabSpec):
+    """The lab that is up; in CI with none up, the spec's emulated lab, built now and destroyed after."""
+    target = resolve(request.config)
+    if target.skip_reason:
+        pytest.skip(target.skip_reason)
+    lab: Lab = target.lab
+    if not target.bring_up:
+        yield lab
+        return
+    problem = type(lab).unavailable_reason()
+    if problem:
+        pytest.fail(f"CI=true and no lab is up, and the emulated lab cannot be built here: {problem}", pytrace=False)
+    lab.destroy()  # leftovers of a crashed earlier run of the same lab
+    try:
+        lab.up()
+        yield lab
+    finally:
+        lab.destroy()
+
+
+@pytest.fixture(scope="session")
+def suite_pods(lab: Lab):
+    """Two pods per node (t-<token>-<node>-a/-b), removed at the end of the session even on failure."""
+    pods = checks.start_pods(lab)
+    try:
+        yield pods
+    finally:
+        checks.delete_pods(lab, pods.all())
+
+
+@pytest.fixture(scope="session")
+def lab_pods(suite_pods: checks.SuitePods) -> dict[str, Pod]:
+    """node name -> one pod on it that the suite started."""
+    return suite_pods.first
+
+
+@pytest.fixture(scope="session")
+def observed(lab: Lab, suite_pods: checks.SuitePods):
+    """One look at every node (through testinfra), every pod's address, every trace, concurrently."""
+    spec = lab.spec
+    cp = spec.control_plane
+    jobs = {("facts",): lambda: checks.observe_nodes(lab), ("pods",): lab.pods,
+            ("addr",): lambda: checks.pod_addresses(lab, suite_pods.all())}
+    for n in spec.nodes:
+        if n.name != cp.name:
+            jobs[("node", n.name)] = lambda n=n: checks.trace_node(lab, cp, n)
+    for src, dst in checks.trace_pairs(spec, suite_pods.first, suite_pods.second):
+        jobs[("pod", src.node, dst.node)] = lambda s=src, d=dst: checks.trace_pod(lab, s, d)
+    return checks.concurrently(jobs)
+
+
+@pytest.fixture(scope="session")
+def node_facts(observed) -> dict:
+    return observed[("facts",)]
+
+
+@pytest.fixture(scope="session")
+def all_pods(observed) -> list[Pod]:
+    return observed[("pods",)]

@@ -1,0 +1,21 @@
+"""Every node shows lo, eth0 (NAT), eth1 (its host-only address), cni0 (its pod gateway) and a
+host-side veth on cni0 per local pod — read through testinfra on the node, judged by checks.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from k8slab import checks
+
+
+def test_interface(interface_exp, node_facts, lab_pods):
+    result = checks.check_interface(interface_exp, node_facts[interface_exp.node])
+    assert result.ok, result.message
+
+
+@pytest.mark.check_name.with_args(checks.veth_name)
+def test_veth_per_pod(node, node_facts, all_pods):
+    here = [p.name for p in all_pods if p.node == node.name]
+    assert here, f"the suite started pods on every node, but the lab lists none on {node.name}"
+    result = checks.check_veths(node, node_facts[node.name], here)
+    assert result.ok, result.message

@@ -1,0 +1,25 @@
+"""flannel host-gw routing on every node: its own pod subnet on cni0, every peer's pod subnet via
+that peer's eth1 address, nothing of the pod network on eth0, and IPv4 forwarding on."""
+
+from __future__ import annotations
+
+import pytest
+
+from k8slab import checks
+
+
+def test_route(spec, route_exp, node_facts):
+    result = checks.check_route(spec, route_exp, node_facts[route_exp.node])
+    assert result.ok, result.message
+
+
+@pytest.mark.check_name.with_args(checks.eth0_routes_name)
+def test_no_pod_route_on_eth0(spec, node, node_facts):
+    result = checks.check_eth0_routes(spec, node, node_facts[node.name])
+    assert result.ok, result.message
+
+
+@pytest.mark.check_name.with_args(checks.forwarding_name)
+def test_forwarding(node, node_facts):
+    result = checks.check_forwarding(node, node_facts[node.name])
+    assert result.ok, result.message
