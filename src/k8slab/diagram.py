@@ -164,8 +164,9 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
                   ("lo", str(LOOPBACK))]
         if spec.cni_backend == "vxlan":
             ifaces.insert(1, (VXLAN_IF, f"{node.pod_subnet.network_address}/32, VNI 1"))
-        # On a live lab a node without pods has no cni0 yet (the bridge plugin makes it for the first pod).
-        no_bridge = routes is not None and not any(p.node == n for p in pods)
+        # On a live lab a node that never ran a pod has no cni0 yet (the bridge plugin makes it for the first pod).
+        no_bridge = routes is not None and n in routes and not any(
+            line.split()[:1] == [str(node.pod_subnet)] and f"dev {BRIDGE_IF}" in line for line in routes[n])
         for name, addr in ifaces:
             eid = if_id(n, name)
             extra = ["(made with the first pod)"] if name == BRIDGE_IF and no_bridge else []

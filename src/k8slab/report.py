@@ -78,18 +78,23 @@ def build_html(spec: LabSpec, backend: str, results: Sequence[CheckResult], svg:
 
     out += ["<h2>Checks</h2>", ('<table id="checks"><thead><tr><th></th><th>check</th><th>expected</th>'
             "<th>observed</th><th>likely cause</th></tr></thead><tbody>")]
-    group = None
+    # verify lists checks node by node; a header per consecutive run keeps that order readable.
+    runs: list[list[CheckResult]] = []
     for r in results:
-        if r.group != group:
-            group = r.group
-            members = [x for x in results if x.group == group]
-            bad = sum(1 for x in members if not x.ok)
-            out.append(f'<tr class="group"><th colspan="5">{_e(group)} '
-                       f"({len(members) - bad}/{len(members)} ok)</th></tr>")
-        cls, mark = ("ok", "✓") if r.ok else ("fail", "✗")
-        out.append(f'<tr class="check {cls}"><td class="mark">{mark}</td><td>{_e(r.name)}</td>'
-                   f'<td class="value">{_e(r.expected)}</td><td class="value">{_e(r.observed)}</td>'
-                   f"<td>{_e(r.cause or '')}</td></tr>")
+        if runs and (runs[-1][0].group, runs[-1][0].node) == (r.group, r.node):
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    for run in runs:
+        first = run[0]
+        bad = sum(1 for x in run if not x.ok)
+        where = f" &middot; {_e(first.node)}" if first.node else ""
+        out.append(f'<tr class="group"><th colspan="5">{_e(first.group)}{where} ({len(run) - bad}/{len(run)} ok)</th></tr>')
+        for r in run:
+            cls, mark = ("ok", "✓") if r.ok else ("fail", "✗")
+            out.append(f'<tr class="check {cls}"><td class="mark">{mark}</td><td>{_e(r.name)}</td>'
+                       f'<td class="value">{_e(r.expected)}</td><td class="value">{_e(r.observed)}</td>'
+                       f"<td>{_e(r.cause or '')}</td></tr>")
     out.append("</tbody></table>")
 
     out.append("<h2>The lab</h2>")

@@ -110,6 +110,7 @@ def test_observed_routes_replace_the_expected_ones(spec):
     n1 = spec.workers[0]
     dot = build_dot(spec, [], routes={n1.name: ["default via 10.0.2.2 dev eth0", "10.244.9.0/24 dev eth0"]})
     assert "10.244.9.0/24 dev eth0" in dot
+    assert "(made with the first pod)" in dot  # n1 shows no route on cni0: its bridge is not there yet
     assert f"{spec.workers[1].pod_subnet} via {spec.workers[1].ip} dev eth1" in dot  # the other nodes keep theirs
 
 

@@ -54,6 +54,9 @@ def test_page_lists_every_check_and_escapes_what_it_quotes(spec):
     assert rows == ["ok", "fail", "ok"]
     assert "&lt;flannel&gt; not running?" in page and "<flannel>" not in page
     assert "FAIL: 1 of 3 checks" in page and "2 passed, 1 failed" in page
+    n1, n2 = spec.workers[0].name, spec.workers[1].name
+    headers = re.findall(r'<tr class="group"><th colspan="5">(.*?)</th>', page)
+    assert headers == [f"interfaces &middot; {n1} (1/1 ok)", f"routes &middot; {n2} (0/1 ok)", "pod traces (1/1 ok)"]
     for n in spec.nodes:
         assert f"<td>{n.name}</td>" in page and str(n.pod_subnet) in page
 
