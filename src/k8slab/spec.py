@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from k8slab.errors import LabSpecError
+from k8slab.errors import LabSpecError, LabStateError
 
 # VirtualBox facts, not lab choices: every VM's NAT NIC gets the same addresses on a private link.
 NAT_NETWORK = IPv4Network("10.0.2.0/24")
@@ -92,7 +92,9 @@ class LabSpec:
             if n.name == name:
                 return n
         known = ", ".join(n.name for n in self.nodes)
-        raise LabSpecError(self.source, [f"there is no node {name!r} in this lab; its nodes are: {known}"])
+        # A mistyped node name on the command line, not a fault of lab.yaml.
+        raise LabStateError(f"there is no node {name!r} in lab {self.name!r} ({self.source}); "
+                            f"its nodes are: {known}")
 
     def node_by_ip(self, ip: IPv4Address | str) -> Node | None:
         """The node whose eth1 address, pod gateway or pod subnet holds ip, if any."""

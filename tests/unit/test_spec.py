@@ -160,3 +160,11 @@ def test_five_nodes_other_cidr_derive_subnets():
     spec = parse_spec(yaml.safe_dump(data))
     assert [str(n.pod_subnet) for n in spec.nodes] == [f"10.100.{i}.0/24" for i in range(5)]
     assert spec.node_by_ip("10.100.4.7").name == "node-4"
+
+
+def test_unknown_node_lists_the_nodes():
+    from k8slab.errors import LabStateError
+
+    spec = load_spec(ROOT / "lab.yaml")
+    with pytest.raises(LabStateError, match="its nodes are: " + ", ".join(n.name for n in spec.nodes)):
+        spec.node("node-9")
