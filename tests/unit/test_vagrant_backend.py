@@ -24,7 +24,7 @@ from k8slab.backends.ssh import (
     pod_image,
 )
 from k8slab.backends.vagrant import VagrantLab, _availability, hint_for, machine_readable_error, vagrant_version
-from k8slab.errors import CommandFailedError, LabSpecError, LabStateError
+from k8slab.errors import CommandFailedError, LabStateError
 from k8slab.inventory import write_inventory
 from k8slab.provision import check, run_playbook
 from k8slab.spec import load_spec
@@ -83,7 +83,7 @@ def test_testinfra_host_runs_on_the_node(lab):
 
 @needs_root
 def test_unknown_node_lists_the_lab_nodes(lab):
-    with pytest.raises(LabSpecError) as err:
+    with pytest.raises(LabStateError) as err:
         lab.node_run("node-9", ["true"])
     assert all(n.name in str(err.value) for n in SPEC.nodes)
 

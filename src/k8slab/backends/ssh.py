@@ -106,7 +106,7 @@ class SshLab(Lab):
         return self._endpoints
 
     def endpoint(self, node: str) -> SshEndpoint:
-        self.spec.node(node)  # unknown node: LabSpecError listing the nodes
+        self.spec.node(node)  # unknown node: LabStateError listing the nodes
         return endpoints_for(self.spec, self.endpoints(), "the inventory")[self.spec.node(node).index]
 
     def ssh_config_file(self) -> Path:
