@@ -241,3 +241,26 @@ def test_default_route_message_has_no_destination():
     _family, dst_len = struct.unpack_from("BB", msg, 16)
     assert dst_len == 0
     assert struct.pack("HH", 8, 1) not in msg[28:]
+
+
+def test_preflight_names_what_to_install(monkeypatch, tmp_path):
+    from k8slab.backends.netns import cni, preflight
+
+    monkeypatch.setattr(preflight.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(cni, "CNI_DIRS", (tmp_path,))
+    monkeypatch.setattr(preflight, "TOOLS", {**preflight.TOOLS, "no-such-tool-h3": "h3-pkg"})
+    reason = NetnsLab.unavailable_reason()
+    assert "needs root (network namespaces): run with sudo" in reason
+    assert f"missing in {tmp_path}: apt-get install containernetworking-plugins" in reason
+    assert "no-such-tool-h3 missing: apt-get install h3-pkg" in reason
+
+
+def test_up_refuses_before_building_when_the_backend_cannot_run(monkeypatch):
+    from k8slab.backends.netns import preflight
+    from k8slab.errors import ToolMissingError
+
+    monkeypatch.setattr(preflight, "problems", lambda: ["needs root (network namespaces): run with sudo"])
+    lab = NetnsLab(load_spec(ROOT / "lab.yaml").renamed("h3-unit"))
+    with pytest.raises(ToolMissingError, match="run with sudo"):
+        lab.up()
+    assert not lab.paths.dir.exists()
