@@ -16,7 +16,7 @@ from ipaddress import IPv4Address
 from k8slab.errors import LabStateError
 from k8slab.expect import ExpectedHop, hops_from_node, hops_from_pod
 from k8slab.lab import Pod
-from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, VXLAN_IF, LabSpec, Node
+from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_IF, VXLAN_IF, LabSpec, Node
 from k8slab.traceroute import Trace
 
 # flannel's VXLAN port (the Linux default 4789 is not what flannel uses).
@@ -192,6 +192,11 @@ def route_chain(spec: LabSpec, src: Endpoint, dst: Endpoint, src_route: str | No
 def _node_step(spec: LabSpec, node: Node, route: RouteGet, dst: Endpoint) -> tuple[str, str | None]:
     if route.local:
         return f"{dst.address} is {node.name}'s own address: the packet is delivered here", None
+    owner = spec.node_by_ip(dst.address)
+    if route.dev == NAT_IF and dst.address in spec.pod_cidr and owner is not None:
+        return (f"WRONG: {dst.address} is a pod address, yet {node.name} sends it out of {NAT_IF} (VirtualBox NAT, "
+                f"its default route): flannel's route to {owner.name}'s pod subnet {owner.pod_subnet} is missing, "
+                "so the packet is lost behind the NAT"), None
     if route.via is not None:
         peer = spec.node_by_ip(route.via)
         subnet = peer.pod_subnet if peer else None

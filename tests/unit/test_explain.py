@@ -241,3 +241,14 @@ def test_vxlan_cross_node_chain(vxlan_spec, pods):
     assert ex.ok and ex.hops[1].observed == n1.pod_subnet.network_address
     assert ex.hops[1].who == f"{n1.name}'s flannel.1"
     assert "UDP 8472" in ex.stops[1].meaning and [s.where for s in ex.stops][1:] == [n2.name, n1.name]
+
+
+def test_pod_traffic_leaving_by_the_nat_default_route_is_called_wrong(spec, pods):
+    # node-2 lost its route to node-1's pods: `ip route get` answers with the default route on eth0.
+    src, dst = ep(spec, pods, "w-busybox-2", True), ep(spec, pods, "w-httpd")
+    routes = dict(CROSS_NODE_ROUTES, **{"node-2": "10.244.1.3 via 10.0.2.2 dev eth0 src 10.0.2.15 uid 0\n"})
+    stops = route_chain(spec, src, dst, CROSS_POD_ROUTE, routes)
+    n1 = spec.workers[0]
+    assert [s.where for s in stops] == ["pod w-busybox-2", "node-2"]
+    assert stops[-1].meaning.startswith("WRONG:")
+    assert f"route to {n1.name}'s pod subnet {n1.pod_subnet} is missing" in stops[-1].meaning
