@@ -324,10 +324,12 @@ def trace_argv(target: IPv4Address, max_hops: int, probes: int = TRACE_PROBES) -
 
 
 def _traced(run: Callable[[list[str]], Result], target: IPv4Address, wanted: Sequence[IPv4Address]) -> TraceRun:
-    """Trace with one probe per hop; a silent hop (ICMP rate limits, a lost probe) earns one retry."""
+    """Trace with one probe per hop. A trace that reached its target but has a silent hop (a lost probe,
+    an ICMP rate limit) earns one retry with more probes; one that never got there is just broken."""
     max_hops = len(wanted) + 2
     first = TraceRun.from_result(run(trace_argv(target, max_hops)))
-    if first.error is None and list(first.path) != list(wanted) and None in first.path:
+    reached = bool(first.path) and first.path[-1] == target
+    if first.error is None and list(first.path) != list(wanted) and None in first.path and reached:
         return TraceRun.from_result(run(trace_argv(target, max_hops, TRACE_PROBES_RETRY)))
     return first
 
