@@ -1,0 +1,68 @@
+"""`k8slab diagram` and the HTML report end to end on the lab under test: a valid SVG of the live
+lab with a traced path, and a self-contained page headless Chromium renders with every check."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+from k8slab import checks
+from k8slab.backends import BACKENDS
+from k8slab.cli import main
+from k8slab.report import render_html
+
+SVG = "{http://www.w3.org/2000/svg}"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-default-apps"]
+
+
+def svg_texts(path) -> str:
+    root = ET.parse(path).getroot()
+    assert root.tag == f"{SVG}svg"
+    return " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
+
+
+def test_diagram_of_the_live_lab_with_a_traced_path(lab, spec, lab_pods, tmp_path, capsys):
+    w1, w2 = spec.workers[0], spec.workers[1]
+    src, dst = lab_pods[w2.name], lab_pods[w1.name]
+    backend = ["--backend", lab.backend] if lab.backend in BACKENDS else []
+    out = tmp_path / "lab.svg"
+    rc = main(["--spec", spec.source, "diagram", "--trace", src.name, dst.name, "-o", str(out), *backend])
+    assert rc == 0, capsys.readouterr()
+    texts = svg_texts(out)
+    for node in spec.nodes:
+        assert node.name in texts and f"{node.ip}/{spec.host_only.prefixlen}" in texts
+        for iface in ("lo", "eth0", "eth1", "cni0"):
+            assert iface in texts
+    for pod in lab_pods.values():
+        assert f"pod {pod.name}" in texts and f"eth0 {pod.ip}" in texts
+    assert "hop 1" in texts and "hop 2" in texts and "hop 3" in texts
+    assert f"traced: pod {src.name} -> pod {dst.name}" in texts
+    # The live routing table: the row node-2 used to reach node-1's pods is drawn.
+    assert f"{w1.pod_subnet} via" in texts
+    png = tmp_path / "lab.png"
+    assert main(["--spec", spec.source, "diagram", "-o", str(png), *backend]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_html_report_renders_in_headless_chromium(lab, spec, tmp_path):
+    results = checks.run_checks(lab)
+    assert results
+    page = tmp_path / "report.html"
+    page.write_text(render_html(lab, results))
+    assert "://" not in re.sub(r'xmlns(:xlink)?="[^"]*"', "", page.read_text()), "the page must not fetch anything"
+    exe = shutil.which("chromium")
+    assert exe, "chromium is not installed (scripts/setup.sh installs it)"
+    proc = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                           page.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
+    rows = re.findall(r'<tr class="check (ok|fail)">', dom)
+    assert rows == ["ok" if r.ok else "fail" for r in results]
+    assert re.search(r'<div class="diagram" id="diagram"><svg ', dom)
+    for node in spec.nodes:
+        assert f"<td>{node.name}</td>" in dom
+    passed = sum(r.ok for r in results)
+    assert f"{passed} passed, {len(results) - passed} failed" in dom
