@@ -1,0 +1,38 @@
+"""`k8slab verify` on the lab under test: the same checks as this suite, printed as a table, and
+`--junit FILE` as valid JUnit XML with one testcase per check (a grader parses it)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from k8slab import checks
+from k8slab.cli import main
+from k8slab.expect import node_interfaces, node_routes
+
+
+def test_verify_prints_the_table_and_writes_junit(spec, lab, tmp_path, capsys, request):
+    junit = tmp_path / "verify.xml"
+    argv = ["--spec", spec.source, "verify", "--junit", str(junit)]
+    inventory = request.config.getoption("lab_inventory")
+    argv += ["--inventory", inventory] if inventory else (["--backend", lab.backend] if lab.backend != "ssh" else [])
+    pods_before = {p.name for p in lab.pods()}
+    status = main(argv)
+    out = capsys.readouterr().out
+    assert status == 0, out
+
+    root = ET.parse(junit).getroot()
+    assert root.tag == "testsuites" and root.get("failures") == "0"
+    names = [case.get("name") for case in root.iter("testcase")]
+    assert len(names) == len(set(names)) == int(root.get("tests"))
+    # The names pytest uses for its own ids, computed from the spec, are the testcases of the report.
+    wanted = [checks.pod_trace_name(spec, a, b) for a, b in checks.node_pairs(spec)]
+    wanted += [checks.interface_name(e) for n in spec.nodes for e in node_interfaces(spec, n, has_pods=True)]
+    wanted += [checks.route_name(e) for n in spec.nodes for e in node_routes(spec, n)]
+    wanted += [checks.forwarding_name(n) for n in spec.nodes]
+    assert set(wanted) <= set(names), sorted(set(wanted) - set(names))
+    assert not list(root.iter("failure"))
+    for name in wanted:
+        assert name in out
+    assert f"{len(names)} checks" in out and "0 failed" in out
+    # The pods verify started for itself are gone again.
+    assert {p.name for p in lab.pods()} == pods_before
