@@ -93,35 +93,38 @@ def _links(plan: LabPlan, socks: Sockets, progress: Progress) -> None:
         for link in plan.links:
             ipr = socks[link.netns]
             if link.kind == "bridge":
-                ipr.link("add", ifname=link.ifname, kind="bridge")
+                ipr.link("add", ifname=link.ifname, kind="bridge", state="up")
             elif link.kind == "veth":
                 assert link.peer_netns and link.peer_ifname
                 if link.peer_netns not in fds:
                     fds[link.peer_netns] = os.open(nsfs.netns_path(link.peer_netns), os.O_RDONLY)
-                ipr.link("add", ifname=link.ifname, kind="veth",
+                ipr.link("add", ifname=link.ifname, kind="veth", state="up",
                          peer={"ifname": link.peer_ifname, "net_ns_fd": fds[link.peer_netns]})
             elif link.kind == "vxlan":
                 v = link.vxlan
                 assert v is not None
                 ipr.link("add", ifname=link.ifname, kind="vxlan", vxlan_id=v.vni, vxlan_port=v.port,
                          vxlan_local=str(v.local), vxlan_link=socks.index(link.netns, v.dev), vxlan_learning=0,
-                         address=link.mac, mtu=link.mtu)
+                         address=link.mac, mtu=link.mtu, state="up")
     finally:
         for fd in fds.values():
             os.close(fd)
 
-    for port in plan.ports:
-        ipr = socks[port.netns]
-        ipr.link("set", index=socks.index(port.netns, port.ifname), master=socks.index(port.netns, port.bridge))
+    # Links come up as they are made; a veth's far end and each namespace's lo need a word of their own.
+    ports = {(p.netns, p.ifname): p.bridge for p in plan.ports}
+    for link in plan.links:
+        if link.kind == "veth":
+            assert link.peer_netns and link.peer_ifname
+            ns, name = link.peer_netns, link.peer_ifname
+            bridge = ports.get((ns, name))
+            extra = {"master": socks.index(ns, bridge)} if bridge else {}
+            socks[ns].link("set", index=socks.index(ns, name), state="up", **extra)
+    for ns in plan.namespaces:
+        socks[ns.name].link("set", index=socks.index(ns.name, "lo"), state="up")
     for addr in plan.addrs:
         ipr = socks[addr.netns]
         ipr.addr("add", index=socks.index(addr.netns, addr.ifname), address=str(addr.address.ip),
                  prefixlen=addr.address.network.prefixlen)
-    # Every interface of every namespace comes up, lo included (a fresh namespace has lo down).
-    for ns in plan.namespaces:
-        ipr = socks[ns.name]
-        for link in ipr.get_links():
-            ipr.link("set", index=link["index"], state="up")
     bridge_ports = len(plan.ports)
     progress(f"links: host-only switch with {bridge_ports} ports, eth0 (NAT) and eth1 (host-only) on every node"
              + (", flannel.1 (vxlan)" if any(x.kind == "vxlan" for x in plan.links) else ""))

@@ -161,7 +161,7 @@ class LabPlan:
         for n in self.nodes:
             if n.node.name == node:
                 return n
-        self.spec.node(node)  # raises LabSpecError naming the known nodes
+        self.spec.node(node)  # raises LabStateError naming the known nodes
         raise AssertionError("unreachable")
 
     def in_netns(self, netns: str) -> dict[str, list]:
