@@ -57,6 +57,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
+def passes():
+    """Assert a CheckResult passed; on failure show just its message (expected, observed, likely cause)."""
+    def check(result: checks.CheckResult) -> None:
+        if not result.ok:
+            pytest.fail(result.message, pytrace=False)
+    return check
+
+
+@pytest.fixture(scope="session")
 def spec(request: pytest.FixtureRequest) -> LabSpec:
     return _spec_or_fail(request.config)
 

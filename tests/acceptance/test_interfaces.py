@@ -8,14 +8,14 @@ import pytest
 from k8slab import checks
 
 
-def test_interface(interface_exp, node_facts, lab_pods):
+def test_interface(interface_exp, node_facts, passes):
     result = checks.check_interface(interface_exp, node_facts[interface_exp.node])
-    assert result.ok, result.message
+    passes(result)
 
 
 @pytest.mark.check_name.with_args(checks.veth_name)
-def test_veth_per_pod(node, node_facts, all_pods):
+def test_veth_per_pod(node, node_facts, all_pods, passes):
     here = [p.name for p in all_pods if p.node == node.name]
     assert here, f"the suite started pods on every node, but the lab lists none on {node.name}"
     result = checks.check_veths(node, node_facts[node.name], here)
-    assert result.ok, result.message
+    passes(result)

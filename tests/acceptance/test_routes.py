@@ -8,18 +8,18 @@ import pytest
 from k8slab import checks
 
 
-def test_route(spec, route_exp, node_facts):
+def test_route(spec, route_exp, node_facts, passes):
     result = checks.check_route(spec, route_exp, node_facts[route_exp.node])
-    assert result.ok, result.message
+    passes(result)
 
 
 @pytest.mark.check_name.with_args(checks.eth0_routes_name)
-def test_no_pod_route_on_eth0(spec, node, node_facts):
+def test_no_pod_route_on_eth0(spec, node, node_facts, passes):
     result = checks.check_eth0_routes(spec, node, node_facts[node.name])
-    assert result.ok, result.message
+    passes(result)
 
 
 @pytest.mark.check_name.with_args(checks.forwarding_name)
-def test_forwarding(node, node_facts):
+def test_forwarding(node, node_facts, passes):
     result = checks.check_forwarding(node, node_facts[node.name])
-    assert result.ok, result.message
+    passes(result)
