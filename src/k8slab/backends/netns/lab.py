@@ -4,6 +4,7 @@ lifecycle: locking, refusing what cannot be done, and leaving nothing behind."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -319,13 +320,19 @@ def _run(argv: list[str], timeout: float) -> Result:
         out, err = proc.communicate(timeout=timeout)
         return Result(tuple(argv), proc.returncode, out, err)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_group(proc.pid)
         out, err = proc.communicate()
         return Result(tuple(argv), TIMEOUT_RC, out, (err or "") + f"\nk8slab: timed out after {timeout:g} s")
     except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_group(proc.pid)
         proc.wait()
         raise
+
+
+def _kill_group(pid: int) -> None:
+    # Ctrl-C may land after the command already exited; the group is then gone, which is fine.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 @contextmanager
