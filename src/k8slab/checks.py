@@ -324,12 +324,14 @@ def trace_argv(target: IPv4Address, max_hops: int, probes: int = TRACE_PROBES) -
 
 
 def _traced(run: Callable[[list[str]], Result], target: IPv4Address, wanted: Sequence[IPv4Address]) -> TraceRun:
-    """Trace with one probe per hop. A trace that reached its target but has a silent hop (a lost probe,
-    an ICMP rate limit) earns one retry with more probes; one that never got there is just broken."""
+    """Trace with one probe per hop. Two shapes earn one retry with more probes: reached but with a silent
+    hop (a lost probe, an ICMP rate limit), and nothing at all (links of a lab just built can drop packets
+    until the kernel activates them). A trace that got part of the way and stopped is just broken."""
     max_hops = len(wanted) + 2
     first = TraceRun.from_result(run(trace_argv(target, max_hops)))
     reached = bool(first.path) and first.path[-1] == target
-    if first.error is None and list(first.path) != list(wanted) and None in first.path and reached:
+    silent = all(h is None for h in first.path)
+    if first.error is None and list(first.path) != list(wanted) and None in first.path and (reached or silent):
         return TraceRun.from_result(run(trace_argv(target, max_hops, TRACE_PROBES_RETRY)))
     return first
 
@@ -355,18 +357,6 @@ def trace_node(lab: Lab, src: Node, dst: Node) -> TraceRun:
 def trace_pod(lab: Lab, src: Pod, dst: Pod) -> TraceRun:
     wanted = [h.address for h in hops_from_pod(lab.spec, lab.spec.node(src.node), dst.ip)]
     return _traced(lambda argv: lab.pod_run(src.name, argv, timeout=30), dst.ip, wanted)
-
-
-def trace_pairs(spec: LabSpec, pods: Mapping[str, Pod], peers: Mapping[str, Pod]) -> list[tuple[Pod, Pod]]:
-    """Every ordered node pair: cross-node between the nodes' first pods, same-node to the second."""
-    pairs = []
-    for a, b in node_pairs(spec):
-        if a.name not in pods:
-            continue
-        dst = peers.get(a.name) if a.name == b.name else pods.get(b.name)
-        if dst is not None:
-            pairs.append((pods[a.name], dst))
-    return pairs
 
 
 def observe_kubernetes(lab: Lab, pods: Mapping[str, Pod]) -> KubeFacts:
@@ -396,6 +386,14 @@ class SuitePods:
 
     def all(self) -> list[Pod]:
         return list(self.first.values()) + list(self.second.values())
+
+    def pair(self, src: str, dst: str) -> tuple[Pod, Pod] | None:
+        """The pods a trace from node src to node dst runs between: cross-node between the nodes'
+        first pods, same-node from the first pod to the second."""
+        if src not in self.first:
+            return None
+        target = self.second.get(src) if src == dst else self.first.get(dst)
+        return (self.first[src], target) if target is not None else None
 
 
 def start_pods(lab: Lab, progress: Progress = quiet, prefix: str = POD_PREFIX) -> SuitePods:
@@ -439,21 +437,53 @@ def delete_pods(lab: Lab, pods: Iterable[Pod], progress: Progress = quiet) -> No
         raise RuntimeError("could not remove every pod the checks made: " + "; ".join(errors))
 
 
-def evaluate(spec: LabSpec, facts: Mapping[str, NodeFacts], pods: SuitePods,
-             addresses: Mapping[IPv4Address, Sequence[IPv4Interface]],
-             node_traces: Mapping[str, TraceRun], pod_traces: Mapping[tuple[str, str], TraceRun],
-             kube: KubeFacts | None = None, all_pods: Sequence[Pod] | None = None) -> list[CheckResult]:
-    """Every check from observations alone (pure): what `verify` prints and the fault tests assert."""
-    results = node_checks(spec, facts, all_pods if all_pods is not None else pods.all())
-    for second, group in ((False, pods.first), (True, pods.second)):
-        results += [check_pod_address(spec, p, addresses.get(p.ip, ()), second) for p in group.values()]
+@dataclass(frozen=True)
+class Observation:
+    """One look at the whole lab; every check is a pure function of it."""
+    facts: Mapping[str, NodeFacts]                       # node -> what it shows (through testinfra)
+    pods: Sequence[Pod]                                  # every pod the lab lists
+    addresses: Mapping[IPv4Address, Sequence[IPv4Interface]]  # pod address -> what its eth0 carries
+    node_traces: Mapping[str, TraceRun]                  # node -> trace to it from the control plane
+    pod_traces: Mapping[tuple[str, str], TraceRun]       # (src node, dst node) -> trace between their pods
+    kube: KubeFacts | None = None
+
+
+def observe(lab: Lab, suite: SuitePods, progress: Progress = quiet, kubernetes: bool | None = None) -> Observation:
+    """Look at every node, pod and path at once: traces and SSH round trips dominate the wall time."""
+    spec = lab.spec
     cp = spec.control_plane
-    results += [check_node_trace(spec, cp, spec.node(name), run, facts) for name, run in node_traces.items()]
-    by_name = {p.name: p for p in pods.all()}
-    results += [check_pod_trace(spec, by_name[s], by_name[d], run, facts, addresses)
-                for (s, d), run in pod_traces.items()]
-    if kube is not None:
-        results += check_kubernetes(spec, kube)
+    progress("reading every node's interfaces, routes and forwarding; the pods' addresses; tracing node->node and "
+             "pod->pod")
+    jobs: dict[tuple[str, ...], Callable[[], Any]] = {
+        ("facts",): lambda: observe_nodes(lab), ("pods",): lab.pods,
+        ("addr",): lambda: pod_addresses(lab, suite.all())}
+    for n in spec.nodes:
+        if n.name != cp.name:
+            jobs[("node", n.name)] = lambda n=n: trace_node(lab, cp, n)
+    for a, b in node_pairs(spec):
+        pair = suite.pair(a.name, b.name)
+        if pair:
+            jobs[("pod", a.name, b.name)] = lambda p=pair: trace_pod(lab, *p)
+    if has_kubernetes(lab) if kubernetes is None else kubernetes:
+        jobs[("kube",)] = lambda: observe_kubernetes(lab, suite.first)
+    seen = concurrently(jobs)
+    return Observation(seen[("facts",)], seen[("pods",)], seen[("addr",)],
+                       {k[1]: v for k, v in seen.items() if k[0] == "node"},
+                       {(k[1], k[2]): v for k, v in seen.items() if k[0] == "pod"}, seen.get(("kube",)))
+
+
+def evaluate(spec: LabSpec, suite: SuitePods, seen: Observation) -> list[CheckResult]:
+    """Every check from one observation (pure): what `verify` prints and the fault tests assert."""
+    results = node_checks(spec, seen.facts, seen.pods)
+    for second, group in ((False, suite.first), (True, suite.second)):
+        results += [check_pod_address(spec, p, seen.addresses.get(p.ip, ()), second) for p in group.values()]
+    cp = spec.control_plane
+    results += [check_node_trace(spec, cp, spec.node(name), run, seen.facts) for name, run in seen.node_traces.items()]
+    for (a, b), run in seen.pod_traces.items():
+        src, dst = suite.pair(a, b)
+        results.append(check_pod_trace(spec, src, dst, run, seen.facts, seen.addresses))
+    if seen.kube is not None:
+        results += check_kubernetes(spec, seen.kube)
     return results
 
 
@@ -461,33 +491,12 @@ def run_checks(lab: Lab, pods: dict[str, Pod] | None = None, progress: Progress 
                peers: dict[str, Pod] | None = None) -> list[CheckResult]:
     """Everything the acceptance suite asserts, on the lab that is up.
 
-    Starts its own pods (two per node) unless given some, and removes them after, also on failure."""
-    spec = lab.spec
-    started: SuitePods | None = None
-    if pods is None:
-        started = start_pods(lab, progress)
-        suite = started
-    else:
-        suite = SuitePods(dict(pods), dict(peers or {}))
+    Starts its own pods (two per node) unless given some (pods: one per node; peers: a second one
+    per node for the same-node traces), and removes the ones it started, also on failure."""
+    started = start_pods(lab, progress) if pods is None else None
+    suite = started or SuitePods(dict(pods or {}), dict(peers or {}))
     try:
-        progress("reading interfaces, routes and forwarding on every node")
-        facts = observe_nodes(lab)
-        all_pods = [p for p in lab.pods()]
-        progress("reading the pods' addresses and tracing node->node and pod->pod")
-        cp = spec.control_plane
-        jobs: dict[Any, Callable[[], Any]] = {("addr",): lambda: pod_addresses(lab, suite.all())}
-        for n in spec.nodes:
-            if n.name != cp.name:
-                jobs[("node", n.name)] = lambda n=n: trace_node(lab, cp, n)
-        for src, dst in trace_pairs(spec, suite.first, suite.second):
-            jobs[("pod", src.name, dst.name)] = lambda s=src, d=dst: trace_pod(lab, s, d)
-        if has_kubernetes(lab):
-            jobs[("kube",)] = lambda: observe_kubernetes(lab, suite.first)
-        seen = concurrently(jobs)
-        return evaluate(spec, facts, suite, seen[("addr",)],
-                        {k[1]: v for k, v in seen.items() if k[0] == "node"},
-                        {(k[1], k[2]): v for k, v in seen.items() if k[0] == "pod"},
-                        seen.get(("kube",)), all_pods)
+        return evaluate(lab.spec, suite, observe(lab, suite, progress))
     finally:
         if started is not None:
             delete_pods(lab, started.all(), progress)

@@ -108,25 +108,17 @@ def lab_pods(suite_pods: checks.SuitePods) -> dict[str, Pod]:
 
 
 @pytest.fixture(scope="session")
-def observed(lab: Lab, suite_pods: checks.SuitePods):
-    """One look at every node (through testinfra), every pod's address, every trace, concurrently."""
-    spec = lab.spec
-    cp = spec.control_plane
-    jobs = {("facts",): lambda: checks.observe_nodes(lab), ("pods",): lab.pods,
-            ("addr",): lambda: checks.pod_addresses(lab, suite_pods.all())}
-    for n in spec.nodes:
-        if n.name != cp.name:
-            jobs[("node", n.name)] = lambda n=n: checks.trace_node(lab, cp, n)
-    for src, dst in checks.trace_pairs(spec, suite_pods.first, suite_pods.second):
-        jobs[("pod", src.node, dst.node)] = lambda s=src, d=dst: checks.trace_pod(lab, s, d)
-    return checks.concurrently(jobs)
+def observed(lab: Lab, suite_pods: checks.SuitePods) -> checks.Observation:
+    """One look at every node (through testinfra), every pod's address, every trace, concurrently.
+    The Kubernetes facts are observed by their own tests, which the emulated lab deselects."""
+    return checks.observe(lab, suite_pods, kubernetes=False)
 
 
 @pytest.fixture(scope="session")
-def node_facts(observed) -> dict:
-    return observed[("facts",)]
+def node_facts(observed: checks.Observation) -> dict:
+    return dict(observed.facts)
 
 
 @pytest.fixture(scope="session")
-def all_pods(observed) -> list[Pod]:
-    return observed[("pods",)]
+def all_pods(observed: checks.Observation) -> list[Pod]:
+    return list(observed.pods)

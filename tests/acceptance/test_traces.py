@@ -8,21 +8,20 @@ from k8slab import checks
 
 
 def test_node_trace(spec, worker, observed, node_facts, passes):
-    result = checks.check_node_trace(spec, spec.control_plane, worker, observed[("node", worker.name)], node_facts)
+    result = checks.check_node_trace(spec, spec.control_plane, worker, observed.node_traces[worker.name], node_facts)
     passes(result)
 
 
 def test_pod_address(spec, address_slot, suite_pods, observed, passes):
     node, second = address_slot
     pod = (suite_pods.second if second else suite_pods.first)[node.name]
-    result = checks.check_pod_address(spec, pod, observed[("addr",)][pod.ip], second)
+    result = checks.check_pod_address(spec, pod, observed.addresses[pod.ip], second)
     passes(result)
 
 
 def test_pod_trace(spec, node_pair, suite_pods, observed, node_facts, passes):
     src_node, dst_node = node_pair
-    src = suite_pods.first[src_node.name]
-    dst = (suite_pods.second if src_node.name == dst_node.name else suite_pods.first)[dst_node.name]
-    run = observed[("pod", src_node.name, dst_node.name)]
-    result = checks.check_pod_trace(spec, src, dst, run, node_facts, observed[("addr",)])
+    src, dst = suite_pods.pair(src_node.name, dst_node.name)
+    run = observed.pod_traces[(src_node.name, dst_node.name)]
+    result = checks.check_pod_trace(spec, src, dst, run, node_facts, observed.addresses)
     passes(result)
