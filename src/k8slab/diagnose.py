@@ -161,8 +161,7 @@ def pod_trace(spec: LabSpec, src: Node, dst: Node, target: IPv4Address,
             nf = facts.get(here.name)
             problem = _route_problem(spec, nf, there) if nf else None
             if problem:
-                way = "" if here is src else " (the replies' way back)"
-                reasons.append(problem + way)
+                reasons.append(problem if here is src else f"on the replies' way back, {problem}")
     if reasons:
         return "; ".join(dict.fromkeys(reasons))
     return _shape_only(src, dst, observed)
