@@ -76,4 +76,4 @@ def debian_rootfs() -> Iterator[Path]:
     finally:
         leftover = mounts_under(workdir)
         assert not leftover, f"still mounted under the rootfs, not removing it: {leftover}"
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(workdir)
