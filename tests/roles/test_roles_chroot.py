@@ -105,7 +105,8 @@ def provisioned(debian_rootfs: Path, spec: LabSpec, tmp_path_factory) -> Provisi
     (debian_rootfs / "etc" / "fstab").write_text(f"# <file system> <mount point> <type> <options> <dump> <pass>\n"
                                                   f"{SWAP_LINE}\n")
     containerd_defaults = yaml.safe_load((ROOT / "roles" / "containerd" / "defaults" / "main.yml").read_text())
-    packages = " ".join(containerd_defaults["containerd_packages"])
+    common_defaults = yaml.safe_load((ROOT / "roles" / "common" / "defaults" / "main.yml").read_text())
+    packages = " ".join(containerd_defaults["containerd_packages"] + common_defaults["common_tutorial_packages"])
     fetched = chroot_run(debian_rootfs, f"apt-get update -qq && apt-get install -y -qq --download-only {packages}")
     assert fetched.returncode == 0, fetched.stdout + fetched.stderr
     first = run_playbook(workdir, spec, debian_rootfs)
@@ -131,6 +132,12 @@ def test_second_run_changes_nothing(provisioned):
 def test_containerd_and_runc_installed(provisioned):
     for package in ("containerd", "runc"):
         assert provisioned.host.package(package).is_installed
+
+
+def test_the_tutorials_tools_are_on_the_node(provisioned):
+    # Step 2 of the tutorial runs `traceroute -n <node>` on the control plane itself.
+    for command in ("traceroute", "tcpdump", "ping", "ip"):
+        assert provisioned.host.exists(command), f"{command} missing on the node"
 
 
 def test_containerd_config(provisioned):
