@@ -37,10 +37,11 @@ POD_PREFIX = "t-"
 FLANNEL_PUBLIC_IP = "flannel.alpha.coreos.com/public-ip"
 FLANNEL_CONFIGMAP = "kube-flannel-cfg"
 FLANNEL_NAMESPACES = ("kube-flannel", "kube-system")  # current manifest, older ones
-# One probe per TTL is enough on a lab this small; a trace that misses is retried with more.
+# One probe per TTL is enough on a lab this small; a trace that misses is retried with one more. Few probes
+# matter: each host answers one address with at most a burst of 6 ICMP errors, then 1 per second.
 TRACE_WAIT_S = 1
 TRACE_PROBES = 1
-TRACE_PROBES_RETRY = 3
+TRACE_PROBES_RETRY = 2
 
 
 @dataclass(frozen=True)
@@ -319,15 +320,18 @@ def concurrently(jobs: Mapping[K, Callable[[], T]], workers: int = 16) -> dict[K
 
 
 def trace_argv(target: IPv4Address, max_hops: int, probes: int = TRACE_PROBES) -> list[str]:
-    # Options busybox's traceroute and Debian's share; -m bounds a broken path to a few seconds.
+    # Options busybox's traceroute and Debian's share; -m also bounds a broken path to a few seconds.
     return ["traceroute", "-n", "-q", str(probes), "-w", str(TRACE_WAIT_S), "-m", str(max_hops), str(target)]
 
 
 def _traced(run: Callable[[list[str]], Result], target: IPv4Address, wanted: Sequence[IPv4Address]) -> TraceRun:
-    """Trace with one probe per hop. Two shapes earn one retry with more probes: reached but with a silent
-    hop (a lost probe, an ICMP rate limit), and nothing at all (links of a lab just built can drop packets
-    until the kernel activates them). A trace that got part of the way and stopped is just broken."""
-    max_hops = len(wanted) + 2
+    """Trace with one probe per hop and no TTL beyond the expected path.
+
+    Every host limits the ICMP errors it sends to one address (a burst of 6, then 1 per second), and
+    each probe past the target costs one of the target's; a few traces in a row would otherwise go
+    silent. Two shapes earn one retry with more probes: reached but with a silent hop (a lost probe),
+    and nothing at all; a trace that got part of the way and stopped is just broken."""
+    max_hops = len(wanted)
     first = TraceRun.from_result(run(trace_argv(target, max_hops)))
     reached = bool(first.path) and first.path[-1] == target
     silent = all(h is None for h in first.path)
