@@ -14,7 +14,7 @@ import json
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, TypeVar
 
@@ -27,7 +27,7 @@ from k8slab.expect import (
     node_interfaces,
     node_routes,
 )
-from k8slab.facts import FactsError, NodeFacts, gather_node, parse_inet
+from k8slab.facts import FactsError, NodeFacts, gather_node, parse_inet, read_forwarding
 from k8slab.lab import Lab, Pod, Progress, Result, quiet
 from k8slab.spec import BRIDGE_IF, NAT_IF, LabSpec, Node
 from k8slab.traceroute import TracerouteParseError, parse_traceroute
@@ -340,6 +340,10 @@ def _traced(run: Callable[[list[str]], Result], target: IPv4Address, wanted: Seq
     return first
 
 
+def forwarding_now(lab: Lab) -> dict[str, int | None]:
+    return concurrently({n.name: (lambda n=n: read_forwarding(lab.testinfra_host(n.name))) for n in lab.spec.nodes})
+
+
 def observe_nodes(lab: Lab) -> dict[str, NodeFacts]:
     return concurrently({n.name: (lambda n=n: gather_node(lab.testinfra_host(n.name), n.name))
                          for n in lab.spec.nodes})
@@ -497,10 +501,16 @@ def run_checks(lab: Lab, pods: dict[str, Pod] | None = None, progress: Progress 
 
     Starts its own pods (two per node) unless given some (pods: one per node; peers: a second one
     per node for the same-node traces), and removes the ones it started, also on failure."""
+    # Adding a pod makes the CNI bridge plugin (isGateway) switch forwarding back on, so a node with
+    # forwarding off would look healthy by the time it is read: read it before any pod starts.
+    forwarding = forwarding_now(lab) if pods is None else {}
     started = start_pods(lab, progress) if pods is None else None
     suite = started or SuitePods(dict(pods or {}), dict(peers or {}))
     try:
-        return evaluate(lab.spec, suite, observe(lab, suite, progress))
+        seen = observe(lab, suite, progress)
+        facts = {node: replace(f, ip_forward=forwarding[node]) if forwarding.get(node, 1) != 1 else f
+                 for node, f in seen.facts.items()}
+        return evaluate(lab.spec, suite, replace(seen, facts=facts))
     finally:
         if started is not None:
             delete_pods(lab, started.all(), progress)

@@ -107,12 +107,16 @@ def gather_node(host: testinfra.host.Host, node: str) -> NodeFacts:
     for res, what in ((addr, "ip -j -d addr show"), (route, "ip -j -4 route show table main")):
         if res.rc != 0:
             raise FactsError(f"{node}: `{what}` failed (rc {res.rc}): {res.stderr.strip() or res.stdout.strip()}")
-    try:
-        forward: int | None = int(host.sysctl("net.ipv4.ip_forward"))
-    except (AssertionError, ValueError, TypeError):
-        forward = None
     return NodeFacts(node=node, links=parse_ip_addr(addr.stdout), routes=parse_ip_route(route.stdout),
-                     ip_forward=forward)
+                     ip_forward=read_forwarding(host))
+
+
+def read_forwarding(host: testinfra.host.Host) -> int | None:
+    """net.ipv4.ip_forward on the node, None when it cannot be read."""
+    try:
+        return int(host.sysctl("net.ipv4.ip_forward"))
+    except (AssertionError, ValueError, TypeError):
+        return None
 
 
 def _json_list(text: str, what: str) -> list[dict[str, Any]]:

@@ -226,3 +226,22 @@ def test_fault_is_reported_with_its_cause_then_repaired(outcomes, fault: Fault):
             f"{fault.name}: {name!r} has the wrong diagnosis:\n  want: ...{cause}...\n  got:  {failed[name].cause}")
     assert outcome.repaired == {}, (
         f"{fault.name}: the repair did not restore the lab: {[r.message for r in outcome.repaired.values()]}")
+
+
+def test_forwarding_off_before_verify_starts_its_pods_is_still_reported(spec: LabSpec):
+    """`k8slab verify` starts pods of its own, and adding a pod makes the CNI bridge plugin turn
+    forwarding back on: the reading from before must be the one judged, or verify would pass this lab."""
+    problem = lab_class("netns").unavailable_reason()
+    if problem:
+        pytest.skip(f"fault injection needs the emulated lab: {problem}")
+    lab = lab_class("netns")(spec.renamed(f"faults-{secrets.token_hex(3)}-fw"))
+    try:
+        lab.up()
+        node = lab.spec.workers[0]
+        run(lab, node.name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+        failed = {r.name: r for r in checks.run_checks(lab) if not r.ok}
+        assert checks.forwarding_name(node) in failed, f"verify passed a node with forwarding off: {list(failed)}"
+        assert failed[checks.forwarding_name(node)].observed == "0"
+        assert diagnose.forwarding_off(node.name) in (failed[checks.forwarding_name(node)].cause or "")
+    finally:
+        lab.destroy()
