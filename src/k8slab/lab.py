@@ -4,9 +4,10 @@ walkthrough, the acceptance suite) is written against this and nothing else."""
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from k8slab.spec import LabSpec
 
@@ -80,7 +81,7 @@ class Lab(abc.ABC):
     def node_run(self, node: str, argv: Sequence[str], timeout: float = 30) -> Result: ...
 
     @abc.abstractmethod
-    def testinfra_host(self, node: str) -> "testinfra.host.Host":
+    def testinfra_host(self, node: str) -> testinfra.host.Host:
         """A testinfra Host whose commands run on the node."""
 
     # pods
