@@ -324,7 +324,7 @@ def trace_argv(target: IPv4Address, max_hops: int, probes: int = TRACE_PROBES) -
     return ["traceroute", "-n", "-q", str(probes), "-w", str(TRACE_WAIT_S), "-m", str(max_hops), str(target)]
 
 
-def _traced(run: Callable[[list[str]], Result], target: IPv4Address, wanted: Sequence[IPv4Address]) -> TraceRun:
+def trace_path(run: Callable[[list[str]], Result], target: IPv4Address, wanted: Sequence[IPv4Address]) -> TraceRun:
     """Trace with one probe per hop and no TTL beyond the expected path.
 
     Every host limits the ICMP errors it sends to one address (a burst of 6, then 1 per second), and
@@ -359,12 +359,12 @@ def pod_addresses(lab: Lab, pods: Iterable[Pod]) -> dict[IPv4Address, tuple[IPv4
 
 def trace_node(lab: Lab, src: Node, dst: Node) -> TraceRun:
     wanted = [h.address for h in hops_from_node(lab.spec, src, dst.ip)]
-    return _traced(lambda argv: lab.node_run(src.name, argv, timeout=30), dst.ip, wanted)
+    return trace_path(lambda argv: lab.node_run(src.name, argv, timeout=30), dst.ip, wanted)
 
 
 def trace_pod(lab: Lab, src: Pod, dst: Pod) -> TraceRun:
     wanted = [h.address for h in hops_from_pod(lab.spec, lab.spec.node(src.node), dst.ip)]
-    return _traced(lambda argv: lab.pod_run(src.name, argv, timeout=30), dst.ip, wanted)
+    return trace_path(lambda argv: lab.pod_run(src.name, argv, timeout=30), dst.ip, wanted)
 
 
 def observe_kubernetes(lab: Lab, pods: Mapping[str, Pod]) -> KubeFacts:

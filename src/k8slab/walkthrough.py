@@ -16,11 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
+from k8slab.checks import trace_path
 from k8slab.errors import CommandFailedError, LabStateError
 from k8slab.explain import Capture, Endpoint, Explanation, expected_hops, explain_trace
 from k8slab.lab import Lab, Pod, Progress, Result, quiet
 from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, LabSpec, Node
-from k8slab.traceroute import TracerouteParseError, parse_traceroute
+from k8slab.traceroute import parse_traceroute
 
 STEPS = (1, 2, 3, 4)
 POD_PREFIX = "w-"
@@ -200,15 +201,13 @@ def observe_trace(lab: Lab, src: Endpoint, dst: Endpoint, *, capture: bool = Tru
     capture) a short tcpdump on the destination node's eth1 while a few pings cross; explain it all."""
     spec = lab.spec
     expected = expected_hops(spec, src, dst)
-    # A few hops more than expected shows a detour without waiting out traceroute's 30 TTLs.
-    argv = ["traceroute", "-n", "-w", "1", "-q", "1", "-m", str(len(expected) + 2), str(dst.address)]
-    result = _run_at(lab, src, argv, timeout=60)
-    text = result.stdout
-    try:
-        trace = parse_traceroute(text)
-    except TracerouteParseError:
-        raise CommandFailedError(f"traceroute from {src.short} gave no usable output (rc {result.rc}): "
-                                 f"{(result.stderr or result.stdout).strip()[:300]}") from None
+    # The same probing as the checks (no TTL past the expected path, one retry for a lost probe): a
+    # detour still shows, as a path that ends somewhere else.
+    seen = trace_path(lambda argv: _run_at(lab, src, argv, timeout=60), dst.address, [h.address for h in expected])
+    if seen.error:
+        raise CommandFailedError(f"traceroute from {src.short} gave no usable output: {seen.error}")
+    text = seen.output
+    trace = parse_traceroute(text)
     route_argv = ["ip", "route", "get", str(dst.address)]
     src_route = None
     if src.pod:
@@ -221,7 +220,7 @@ def observe_trace(lab: Lab, src: Endpoint, dst: Endpoint, *, capture: bool = Tru
     cap = take_capture(lab, src, dst) if capture and dst.node else None
     where = f"in pod {src.pod}" if src.pod else f"on {src.node}"
     ex = explain_trace(spec, src, dst, trace, src_route=src_route, node_routes=node_routes, capture=cap, pods=pods)
-    return TraceRun(f"{_show(argv)}   # {where}", text, ex)
+    return TraceRun(f"{seen.command}   # {where}", text, ex)
 
 
 def take_capture(lab: Lab, src: Endpoint, dst: Endpoint) -> Capture:
