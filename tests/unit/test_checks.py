@@ -14,7 +14,7 @@ from factsbuilder import healthy, link_down, pod_ip, with_route, without_route
 
 from k8slab import checks, diagnose
 from k8slab.cli.verify_cmds import junit_xml
-from k8slab.expect import node_interfaces, node_routes
+from k8slab.expect import hops_from_pod, node_interfaces, node_routes
 from k8slab.facts import LinkFact, RouteFact, parse_inet, parse_ip_addr, parse_ip_route
 from k8slab.lab import Pod, Result
 from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, load_spec, parse_spec
@@ -349,3 +349,38 @@ def test_bad_json_is_a_clear_error():
 
     with pytest.raises(FactsError, match="did not print JSON"):
         parse_ip_addr("Object \"-j\" is unknown")
+
+
+def _recorded(*outputs: str):
+    """A traceroute runner that replays recorded outputs and keeps the argv of each call."""
+    calls: list[list[str]] = []
+
+    def run(argv: list[str]) -> Result:
+        calls.append(argv)
+        return Result(tuple(argv), 0, outputs[len(calls) - 1], "")
+    return run, calls
+
+
+def _trace_text(target: str, *hops: str) -> str:
+    lines = [f"traceroute to {target} ({target}), {len(hops)} hops max, 60 byte packets"]
+    lines += [f" {i}  {'*' if h == '*' else h + '  0.05 ms'}" for i, h in enumerate(hops, 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_trace_path_retries_a_mismatch_once_and_never_a_match():
+    spec = load_spec(ROOT / "lab.yaml")
+    src, dst = spec.nodes[2], spec.nodes[1]
+    target = dst.pod_subnet.network_address + 3
+    wanted = [h.address for h in hops_from_pod(spec, src, target)]
+    good = _trace_text(str(target), *map(str, wanted))
+    lost = _trace_text(str(target), str(wanted[0]), "*", "*")
+
+    run, calls = _recorded(good)
+    assert list(checks.trace_path(run, target, wanted).path) == wanted and len(calls) == 1
+    assert calls[0][calls[0].index("-m") + 1] == str(len(wanted))  # no TTL past the expected path
+
+    run, calls = _recorded(lost, good)
+    assert list(checks.trace_path(run, target, wanted).path) == wanted and len(calls) == 2
+
+    run, calls = _recorded(lost, lost)
+    assert list(checks.trace_path(run, target, wanted).path) == [wanted[0], None, None] and len(calls) == 2
