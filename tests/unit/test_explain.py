@@ -198,10 +198,10 @@ def test_missing_peer_route_stops_the_chain(spec, pods):
 def test_wrong_next_hop_is_named(spec, pods):
     # node-2 sends node-1's pods to the control plane instead: the chain shows where it went.
     src, dst = ep(spec, pods, "w-busybox-2", True), ep(spec, pods, "w-httpd")
-    cp = spec.control_plane
+    cp, n1, n2 = spec.control_plane, spec.workers[0], spec.workers[1]
     routes = dict(CROSS_NODE_ROUTES, **{"node-2": "10.244.1.3 via 192.168.56.10 dev eth1 src 192.168.56.12\n"})
     stops = route_chain(spec, src, dst, CROSS_POD_ROUTE, routes)
-    assert [s.where for s in stops] == ["pod w-busybox-2", "node-2", cp.name, "node-1"]
+    assert [s.where for s in stops] == ["pod w-busybox-2", n2.name, cp.name, n1.name]
     assert f"that is {cp.name} ({cp.name}'s eth1)" in stops[1].meaning
 
 
@@ -248,7 +248,7 @@ def test_pod_traffic_leaving_by_the_nat_default_route_is_called_wrong(spec, pods
     src, dst = ep(spec, pods, "w-busybox-2", True), ep(spec, pods, "w-httpd")
     routes = dict(CROSS_NODE_ROUTES, **{"node-2": "10.244.1.3 via 10.0.2.2 dev eth0 src 10.0.2.15 uid 0\n"})
     stops = route_chain(spec, src, dst, CROSS_POD_ROUTE, routes)
-    n1 = spec.workers[0]
-    assert [s.where for s in stops] == ["pod w-busybox-2", "node-2"]
+    n1, n2 = spec.workers[0], spec.workers[1]
+    assert [s.where for s in stops] == ["pod w-busybox-2", n2.name]
     assert stops[-1].meaning.startswith("WRONG:")
     assert f"route to {n1.name}'s pod subnet {n1.pod_subnet} is missing" in stops[-1].meaning
