@@ -69,32 +69,38 @@ def test_unknown_missing_and_wrong_type_keys():
     data = yaml.safe_load(spec_text(colour="blue", cni=None))
     data["nodes"][1]["cpus"] = "two"
     found = problems(yaml.safe_dump(data))
-    assert any(p.startswith("colour: unknown key") for p in found)
+    assert any(p.startswith("colour: unknown key") for p in found), found
     assert "cni: missing (required)" in found
-    assert any("nodes[1] (node-1).cpus: must be int" in p for p in found)
+    assert any(f"nodes[1] ({data['nodes'][1]['name']}).cpus: must be int" in p for p in found), found
+
+
+HOST_ONLY = IPv4Network(DEFAULT["network"]["host_only"])
 
 
 @pytest.mark.parametrize("index, ip, fragment", [
     (1, "10.0.0.12", "outside the host-only network"),
-    (1, "192.168.56.0", "network address"),
-    (1, "192.168.56.255", "broadcast address"),
-    (1, "192.168.56.1", "VirtualBox host's own address"),
-    (2, "192.168.56.11", "duplicate: nodes[1] also has"),
+    (1, str(HOST_ONLY.network_address), "network address"),
+    (1, str(HOST_ONLY.broadcast_address), "broadcast address"),
+    (1, str(HOST_ONLY.network_address + 1), "VirtualBox host's own address"),
+    (2, DEFAULT["nodes"][1]["ip"], "duplicate: nodes[1] also has"),
     (2, "not-an-ip", "is not an IPv4 address"),
 ])
 def test_bad_node_addresses(index, ip, fragment):
     data = yaml.safe_load(spec_text())
     data["nodes"][index]["ip"] = ip
-    assert any(fragment in p and p.startswith(f"nodes[{index}]") for p in problems(yaml.safe_dump(data)))
+    found = problems(yaml.safe_dump(data))
+    assert any(fragment in p and p.startswith(f"nodes[{index}]") for p in found), found
 
 
 def test_duplicate_and_invalid_names():
     data = yaml.safe_load(spec_text())
-    data["nodes"][2]["name"] = "node-1"
-    data["nodes"][1]["role"] = "worker"
-    assert any("duplicate: nodes[1] is also called 'node-1'" in p for p in problems(yaml.safe_dump(data)))
+    taken = data["nodes"][1]["name"]
+    data["nodes"][2]["name"] = taken
+    found = problems(yaml.safe_dump(data))
+    assert any(f"duplicate: nodes[1] is also called {taken!r}" in p for p in found), found
     data["nodes"][2]["name"] = "Node_2"
-    assert any("is not a valid hostname" in p for p in problems(yaml.safe_dump(data)))
+    found = problems(yaml.safe_dump(data))
+    assert any("is not a valid hostname" in p for p in found), found
 
 
 def test_host_only_network_outside_virtualbox_range_says_networks_conf():
@@ -117,23 +123,27 @@ def test_host_only_network_outside_virtualbox_range_says_networks_conf():
 def test_bad_pod_cidrs(pod_cidr, fragment):
     data = yaml.safe_load(spec_text())
     data["kubernetes"]["pod_cidr"] = pod_cidr
-    assert any(fragment in p for p in problems(yaml.safe_dump(data)))
+    found = problems(yaml.safe_dump(data))
+    assert any(fragment in p for p in found), found
 
 
 def test_control_plane_count_and_position():
     data = yaml.safe_load(spec_text())
     data["nodes"][0]["role"] = "worker"
-    assert any("no node has role: control-plane" in p for p in problems(yaml.safe_dump(data)))
+    found = problems(yaml.safe_dump(data))
+    assert any("no node has role: control-plane" in p for p in found), found
     data["nodes"][0]["role"] = data["nodes"][1]["role"] = "control-plane"
     data["nodes"][1]["cpus"] = 2
     data["nodes"][1]["memory"] = 2048
-    assert any("2 nodes have role: control-plane" in p for p in problems(yaml.safe_dump(data)))
+    found = problems(yaml.safe_dump(data))
+    assert any("2 nodes have role: control-plane" in p for p in found), found
 
 
 def test_control_plane_below_kubeadm_minimum():
     data = yaml.safe_load(spec_text())
     data["nodes"][0]["cpus"] = 1
-    assert any("fewer than 2 CPUs" in p for p in problems(yaml.safe_dump(data)))
+    found = problems(yaml.safe_dump(data))
+    assert any("fewer than 2 CPUs" in p for p in found), found
 
 
 def test_unknown_cni_backend_and_nat_interface():
@@ -141,15 +151,16 @@ def test_unknown_cni_backend_and_nat_interface():
     data["cni"]["backend"] = "udp"
     data["cni"]["interface"] = "eth0"
     found = problems(yaml.safe_dump(data))
-    assert any(p.startswith("cni.backend: unknown flannel backend 'udp'") for p in found)
-    assert any(p.startswith("cni.interface: must be eth1") for p in found)
+    assert any(p.startswith("cni.backend: unknown flannel backend 'udp'") for p in found), found
+    assert any(p.startswith("cni.interface: must be eth1") for p in found), found
 
 
 def test_all_problems_reported_at_once():
     data = yaml.safe_load(spec_text())
     data["cni"]["backend"] = "udp"
     data["nodes"][2]["ip"] = "10.1.1.1"
-    assert len(problems(yaml.safe_dump(data))) == 2
+    found = problems(yaml.safe_dump(data))
+    assert len(found) == 2, found
 
 
 def test_five_nodes_other_cidr_derive_subnets():
