@@ -11,7 +11,9 @@ import xml.etree.ElementTree as ET
 from k8slab import checks
 from k8slab.backends import BACKENDS
 from k8slab.cli import main
+from k8slab.expect import LOOPBACK, node_routes
 from k8slab.report import render_html
+from k8slab.spec import NAT_ADDRESS, NAT_NETWORK
 
 SVG = "{http://www.w3.org/2000/svg}"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -33,15 +35,19 @@ def test_diagram_of_the_live_lab_with_a_traced_path(lab, spec, lab_pods, tmp_pat
     assert rc == 0, capsys.readouterr()
     texts = svg_texts(out)
     for node in spec.nodes:
-        assert node.name in texts and f"{node.ip}/{spec.host_only.prefixlen}" in texts
-        for iface in ("lo", "eth0", "eth1", "cni0"):
-            assert iface in texts
+        # eth1 with the node's host-only address, cni0 with its pod gateway (every node runs a suite pod).
+        assert node.name in texts and f"{node.ip}/{spec.host_only.prefixlen}" in texts, texts
+        assert f"{node.pod_gateway}/{node.pod_subnet.prefixlen}" in texts, texts
+    # eth0 and lo carry the same address on every node: one box each per node.
+    for shown in (f"{NAT_ADDRESS}/{NAT_NETWORK.prefixlen}", str(LOOPBACK)):
+        assert texts.count(shown) == len(spec.nodes), f"{shown} should be drawn once per node: {texts}"
     for pod in lab_pods.values():
         assert f"pod {pod.name}" in texts and f"eth0 {pod.ip}" in texts
     assert "hop 1" in texts and "hop 2" in texts and "hop 3" in texts
     assert f"traced: pod {src.name} -> pod {dst.name}" in texts
-    # The live routing table: the row node-2 used to reach node-1's pods is drawn.
-    assert f"{w1.pod_subnet} via" in texts
+    # The live routing table: the row w2 used to reach w1's pods is drawn, as flannel writes it.
+    row = next(r for r in node_routes(spec, w2) if r.peer == w1.name)
+    assert f"{row.dest} via {row.via} dev {row.dev}" in texts, texts
     png = tmp_path / "lab.png"
     assert main(["--spec", spec.source, "diagram", "-o", str(png), *backend]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
