@@ -21,6 +21,7 @@ from pathlib import Path
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
 from k8slab.expect import LOOPBACK, node_routes
 from k8slab.lab import Pod
+from k8slab.outputs import write_output
 from k8slab.spec import (
     BRIDGE_IF,
     HOST_ONLY_IF,
@@ -314,7 +315,4 @@ def render(dot: str, fmt: str) -> bytes:
 
 
 def write(dot: str, out: str | Path) -> Path:
-    out = Path(out)
-    data = render(dot, output_format(out))
-    out.write_bytes(data)
-    return out
+    return write_output(out, render(dot, output_format(out)), "diagram")

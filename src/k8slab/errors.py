@@ -31,3 +31,7 @@ class LabStateError(K8slabError):
 
 class CommandFailedError(K8slabError):
     """An external step (vagrant, ansible, a CNI plugin) failed; the message says where."""
+
+
+class OutputPathError(K8slabError):
+    """A file k8slab was asked to write (report, diagram) cannot be written at the path given."""

@@ -94,8 +94,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 def cmd_diagram(args: argparse.Namespace) -> int:
     from k8slab import diagram
+    from k8slab.outputs import check_output
 
     diagram.output_format(args.output)  # refuse a bad file name before touching the lab
+    check_output(args.output, "diagram")
     spec = load_spec(args.spec)
     path = None
     try:

@@ -12,6 +12,7 @@ from k8slab import console
 from k8slab.backends import BACKENDS, running_lab
 from k8slab.checks import CheckResult, run_checks
 from k8slab.lab import Lab
+from k8slab.outputs import check_output, write_output
 from k8slab.spec import load_spec
 
 
@@ -34,6 +35,9 @@ def open_for_verify(spec, backend: str | None, inventory: str | None) -> Lab:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
+    for path, what in ((args.junit, "JUnit XML"), (args.html, "HTML report")):
+        if path:
+            check_output(path, what)  # a bad path is refused before the checks start their pods
     lab = open_for_verify(spec, args.backend, args.inventory)
     console.say(f"verifying lab {spec.name!r} ({lab.backend}, {len(spec.nodes)} nodes) against the tutorial")
     start = time.monotonic()
@@ -45,13 +49,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"\n{console.mark(False)} {r.name}\n    expected: {r.expected}\n    observed: {r.observed}\n"
               f"    likely cause: {r.cause}")
     if args.junit:
-        Path(args.junit).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.junit).write_text(junit_xml(results, f"k8slab verify {spec.name}", elapsed))
+        write_output(args.junit, junit_xml(results, f"k8slab verify {spec.name}", elapsed), "JUnit XML")
         console.say(f"JUnit XML written to {args.junit}")
     if args.html:
         from k8slab.report import render_html  # H5's module; imported only when asked for
 
-        Path(args.html).write_text(render_html(lab, results))
+        write_output(args.html, render_html(lab, results), "HTML report")
         console.say(f"HTML report written to {args.html}")
     console.say(f"{len(results)} checks in {elapsed:.1f}s: {len(results) - len(failed)} passed, {len(failed)} failed"
                 + ("" if failed else " — the lab behaves as the tutorial says"))
