@@ -52,6 +52,10 @@ def cmd_ssh(args: argparse.Namespace) -> int:
     if args.node not in names:
         raise LabStateError(f"no node {args.node!r} in lab {spec.name!r} ({spec.source}); its nodes are: "
                             f"{', '.join(names)}")
+    problem = VagrantLab.unavailable_reason()
+    if problem:
+        raise ToolMissingError(f"`k8slab ssh` opens a shell on a VM of the VirtualBox lab, which cannot run here: "
+                               f"{problem}. On the emulated lab, use `k8slab node exec {args.node} -- bash`")
     lab = VagrantLab(spec)
     argv = lab.ssh_argv(args.node)
     os.execve(argv[0], argv, lab.vagrant_env())
