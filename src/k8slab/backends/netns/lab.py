@@ -60,6 +60,10 @@ class NetnsLab(Lab):
             self._plan = build_plan(self.spec, self.paths)
         return self._plan
 
+    @classmethod
+    def teardown_unavailable_reason(cls) -> str | None:
+        return preflight.teardown_unavailable_reason()
+
     def plan(self) -> str:
         return self.lab_plan.render()
 
@@ -116,6 +120,9 @@ class NetnsLab(Lab):
             progress(f"emulated lab {self.spec.name!r} built in {time.monotonic() - start:.2f} s")
 
     def destroy(self, progress: Progress = quiet) -> None:
+        problem = self.teardown_unavailable_reason()
+        if problem:
+            raise ToolMissingError(f"the emulated lab cannot be removed from here: {problem}")
         if not self.has_leftovers():
             progress(f"nothing of lab {self.spec.name!r} is left")
             return
