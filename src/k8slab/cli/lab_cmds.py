@@ -6,7 +6,15 @@ import argparse
 import sys
 
 from k8slab import console
-from k8slab.backends import BACKENDS, backend_for_up, open_lab, running_lab
+from k8slab.backends import (
+    BACKENDS,
+    backend_for_up,
+    open_lab,
+    present_but_unusable,
+    running_lab,
+    unavailable_reason,
+    usable_lab,
+)
 from k8slab.errors import LabStateError
 from k8slab.spec import load_spec
 
@@ -76,7 +84,7 @@ def _confirm(args: argparse.Namespace, what: str) -> bool:
 
 def cmd_destroy(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
-    labs = [open_lab(spec, args.backend)] if args.backend else _present_labs(spec)
+    labs = [usable_lab(spec, args.backend, teardown=True)] if args.backend else _present_labs(spec)
     if not labs:
         console.say(f"no lab {spec.name!r} found; nothing to destroy")
         return 0
@@ -92,15 +100,15 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 def _present_labs(spec):
     """Every backend's lab of this spec that may have left something behind (destroy cleans leftovers too)."""
-    from k8slab.backends import lab_class
-
     found = []
     for backend in BACKENDS:
-        cls = lab_class(backend)
-        if cls.unavailable_reason() is None:
-            lab = cls(spec)
+        problem = unavailable_reason(backend, teardown=True)
+        if problem is None:
+            lab = open_lab(spec, backend)
             if lab.is_up() or getattr(lab, "has_leftovers", lambda: False)():
                 found.append(lab)
+        elif (error := present_but_unusable(spec, backend, problem)) is not None:
+            raise error  # "nothing to destroy" would be false, and removing it needs what is missing
     return found
 
 
