@@ -89,6 +89,18 @@ def test_peer_route_on_eth0_blames_flannel_bound_to_eth0(spec):
     assert "set --iface=eth1" in route.cause
 
 
+def test_peer_route_on_eth1_via_a_wrong_address_fails(spec):
+    # Right device, wrong next hop (flannel's public-ip annotation on another address): only `via` differs.
+    src, peer = spec.nodes[-1], spec.nodes[1]
+    facts = healthy(spec)
+    facts[src.name] = with_route(facts[src.name], RouteFact(peer.pod_subnet, HOST_ONLY_IF, spec.host_ip))
+    failed = [r for r in checks.node_checks(spec, facts, pods_for(spec)) if not r.ok]
+    assert [r.name for r in failed] == [f"{src.name} routes {peer.pod_subnet} via {peer.ip} on {HOST_ONLY_IF}"], [
+        r.message for r in failed]
+    assert failed[0].observed == f"{peer.pod_subnet} via {spec.host_ip} dev {HOST_ONLY_IF}"
+    assert "wrong next hop" in failed[0].cause and "public-ip" in failed[0].cause
+
+
 def test_no_peer_routes_at_all_says_flannel_is_not_routing(spec):
     node = spec.nodes[1]
     facts = healthy(spec)
