@@ -133,6 +133,27 @@ def test_cni0_down_fails_the_bridge_and_its_route(spec):
     assert next(r for r in failed if r.group == "interfaces").observed.startswith("DOWN")
 
 
+@pytest.mark.parametrize("ifname", [HOST_ONLY_IF, BRIDGE_IF])
+def test_interface_up_with_another_address_fails(spec, ifname):
+    # Up, but not the spec's address: a VM made from another lab.yaml, or a CNI config from another podCIDR.
+    node, other = spec.nodes[1], spec.nodes[2]
+    if ifname == HOST_ONLY_IF:
+        taken = {n.ip for n in spec.nodes} | {spec.host_ip}
+        wrong = IPv4Interface(f"{next(ip for ip in spec.host_only.hosts() if ip not in taken)}/{spec.host_only.prefixlen}")
+    else:
+        wrong = IPv4Interface(f"{other.pod_gateway}/{other.pod_subnet.prefixlen}")
+    facts = healthy(spec)
+    nf = facts[node.name]
+    facts[node.name] = replace(nf, links=tuple(replace(lk, addresses=(wrong,)) if lk.name == ifname else lk
+                                               for lk in nf.links))
+    (exp,) = [e for e in node_interfaces(spec, node, True) if e.name == ifname]
+    failed = [r for r in checks.node_checks(spec, facts, pods_for(spec)) if not r.ok]
+    assert [r.name for r in failed] == [checks.interface_name(exp)], [r.message for r in failed]
+    assert failed[0].expected == f"up, {exp.address}" and failed[0].observed == f"up, {wrong}"
+    assert failed[0].cause == diagnose.interface(exp, facts[node.name])
+    assert "lab.yaml address" in failed[0].cause if ifname == HOST_ONLY_IF else "another gateway" in failed[0].cause
+
+
 def test_box_with_enp_names_is_named(spec):
     node = spec.nodes[2]
     facts = healthy(spec)
