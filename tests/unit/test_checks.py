@@ -308,6 +308,30 @@ def test_flannel_on_eth0_annotation_and_wrong_backend(spec):
     assert failed[f"flannel's net-conf says host-gw on {spec.pod_cidr}"].observed == f"vxlan on {spec.pod_cidr}"
 
 
+def test_pod_cidrs_swapped_between_nodes(spec):
+    # Nodes that joined in another order than lab.yaml lists them get each other's /24.
+    a, b = spec.nodes[1], spec.nodes[2]
+    results = checks.check_kubernetes(spec, kube(spec, **{a.name: {"cidr": str(b.pod_subnet)},
+                                                          b.name: {"cidr": str(a.pod_subnet)}}))
+    failed = {r.name: r for r in results if not r.ok}
+    assert set(failed) == {f"{a.name}'s podCIDR is {a.pod_subnet}", f"{b.name}'s podCIDR is {b.pod_subnet}"}, [
+        r.message for r in failed.values()]
+    wrong = failed[f"{a.name}'s podCIDR is {a.pod_subnet}"]
+    assert (wrong.expected, wrong.observed) == (str(a.pod_subnet), str(b.pod_subnet))
+    assert wrong.cause == diagnose.pod_cidr(a, str(b.pod_subnet))
+
+
+def test_node_missing_from_kubectl_fails_its_node_facts(spec):
+    gone = spec.nodes[-1]
+    listed = json.loads(kube(spec).nodes_json)
+    listed["items"] = [i for i in listed["items"] if i["metadata"]["name"] != gone.name]
+    results = checks.check_kubernetes(spec, replace(kube(spec), nodes_json=json.dumps(listed)))
+    failed = {r.name: r for r in results if not r.ok}
+    assert set(failed) == {f"{gone.name} is Ready", f"{gone.name}'s podCIDR is {gone.pod_subnet}",
+                           f"{gone.name}'s InternalIP is {gone.ip}", f"{gone.name}'s flannel public-ip is {gone.ip}"}
+    assert failed[f"{gone.name} is Ready"].observed == "node not registered"
+
+
 def test_junit_xml_one_testcase_per_check_with_failure_text(spec):
     facts = healthy(spec)
     facts[spec.nodes[1].name] = replace(facts[spec.nodes[1].name], ip_forward=0)
