@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 import pytest
 import yaml
 
 from k8slab.expect import hops_from_node, hops_from_pod, node_interfaces, node_routes
-from k8slab.spec import load_spec, parse_spec
+from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, NAT_NETWORK, VXLAN_IF, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +85,7 @@ def test_routes_cover_every_peer_and_never_eth0(backend):
     for node in spec.nodes:
         routes = node_routes(spec, node)
         assert {r.dest for r in routes} == {n.pod_subnet for n in spec.nodes}
-        assert all(r.dev != "eth0" for r in routes)
+        assert all(r.dev != NAT_IF for r in routes), routes
         for r in routes:
             if r.peer is not None:
                 peer = spec.node(r.peer)
@@ -96,8 +96,11 @@ def test_routes_cover_every_peer_and_never_eth0(backend):
 def test_interfaces(tutorial):
     node = tutorial.node("node-1")
     names = {i.name: i.address for i in node_interfaces(tutorial, node, has_pods=True)}
-    assert set(names) == {"lo", "eth0", "eth1", "cni0"}
-    assert names["eth1"].ip == node.ip and names["eth1"].network == tutorial.host_only
-    assert names["cni0"].ip == node.pod_gateway
-    assert "cni0" not in {i.name for i in node_interfaces(tutorial, node, has_pods=False)}
-    assert "flannel.1" in {i.name for i in node_interfaces(five_nodes("vxlan"), node, has_pods=False)}
+    assert set(names) == {"lo", NAT_IF, HOST_ONLY_IF, BRIDGE_IF}
+    assert names[NAT_IF] == IPv4Interface(f"{NAT_ADDRESS}/{NAT_NETWORK.prefixlen}")
+    assert names[HOST_ONLY_IF].ip == node.ip and names[HOST_ONLY_IF].network == tutorial.host_only
+    assert names[BRIDGE_IF] == IPv4Interface(f"{node.pod_gateway}/{node.pod_subnet.prefixlen}")
+    assert BRIDGE_IF not in {i.name for i in node_interfaces(tutorial, node, has_pods=False)}
+    vxlan = five_nodes("vxlan")
+    flannel = {i.name: i.address for i in node_interfaces(vxlan, vxlan.node(node.name), has_pods=False)}
+    assert flannel[VXLAN_IF].ip == vxlan.node(node.name).pod_subnet.network_address
