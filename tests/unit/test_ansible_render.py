@@ -165,7 +165,10 @@ def test_flannel_manifest(spec):
     net_conf = json.loads(objects["ConfigMap"]["data"]["net-conf.json"])
     assert net_conf["Network"] == str(spec.pod_cidr)
     assert net_conf["Backend"] == {"Type": spec.cni_backend}
-    json.loads(objects["ConfigMap"]["data"]["cni-conf.json"])
+    # The pods' default route must be cni0 (the tutorial's first hop): flannel's delegate makes the bridge the gateway.
+    cni_conf = json.loads(objects["ConfigMap"]["data"]["cni-conf.json"])
+    flannel_plugin = cni_conf["plugins"][0]
+    assert flannel_plugin["type"] == "flannel" and flannel_plugin["delegate"]["isDefaultGateway"] is True, cni_conf
     pod = objects["DaemonSet"]["spec"]["template"]["spec"]
     (flanneld,) = pod["containers"]
     assert f"--iface={spec.cni_interface}" in flanneld["args"]
