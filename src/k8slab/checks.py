@@ -28,6 +28,7 @@ from k8slab.expect import (
     node_routes,
 )
 from k8slab.facts import FactsError, NodeFacts, gather_node, parse_inet, read_forwarding
+from k8slab.interrupts import no_interrupts
 from k8slab.lab import Lab, Pod, Progress, Result, quiet
 from k8slab.spec import BRIDGE_IF, NAT_IF, LabSpec, Node
 from k8slab.traceroute import TracerouteParseError, parse_traceroute
@@ -417,7 +418,8 @@ def start_pods(lab: Lab, progress: Progress = quiet, prefix: str = POD_PREFIX) -
         started = [p for p in outcome.values() if isinstance(p, Pod)]
         errors = [e for e in outcome.values() if not isinstance(e, Pod)]
         if errors:
-            delete_pods(lab, started, progress)
+            with no_interrupts():
+                delete_pods(lab, started, progress)
             raise errors[0]
     pods = SuitePods()
     for pod, (name, _) in zip(started, wanted):
@@ -512,4 +514,5 @@ def run_checks(lab: Lab, pods: dict[str, Pod] | None = None, progress: Progress 
         return evaluate(lab.spec, suite, replace(seen, facts=facts))
     finally:
         if started is not None:
-            delete_pods(lab, started.all(), progress)
+            with no_interrupts():
+                delete_pods(lab, started.all(), progress)

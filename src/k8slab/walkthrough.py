@@ -19,6 +19,7 @@ from ipaddress import IPv4Address
 from k8slab.checks import trace_path
 from k8slab.errors import CommandFailedError, LabStateError
 from k8slab.explain import Capture, Endpoint, Explanation, expected_hops, explain_trace
+from k8slab.interrupts import no_interrupts
 from k8slab.lab import Lab, Pod, Progress, Result, quiet
 from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, LabSpec, Node
 from k8slab.traceroute import parse_traceroute
@@ -424,5 +425,6 @@ def run_walkthrough(lab: Lab, steps: Sequence[int], show: Callable[[list[str]], 
             if pause and i + 1 < len(steps):
                 pause(steps[i + 1])
     finally:
-        walk.cleanup()
+        with no_interrupts():
+            walk.cleanup()
     return results

@@ -13,9 +13,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 from k8slab.backends.netns import cni, names, nsfs, preflight, state
 from k8slab.backends.netns.plan import POD_IF, LabPlan, build_plan, loopback_config
 from k8slab.errors import K8slabError, LabSpecError, LabStateError, ToolMissingError
+from k8slab.interrupts import no_interrupts
 from k8slab.lab import Lab, Pod, Progress, Result, quiet
 from k8slab.spec import LabSpec
 
@@ -112,7 +112,7 @@ class NetnsLab(Lab):
                     "nodes": [n.name for n in self.spec.nodes],
                 })
             except BaseException:
-                with _no_interrupts():
+                with no_interrupts():
                     progress("build failed or interrupted: removing what was made")
                     self._teardown(progress)
                     self._remove_empty_root()
@@ -126,7 +126,7 @@ class NetnsLab(Lab):
         if not self.has_leftovers():
             progress(f"nothing of lab {self.spec.name!r} is left")
             return
-        with _no_interrupts():
+        with no_interrupts():
             with self._lock():
                 self._teardown(progress)
             self._remove_empty_root()
@@ -266,7 +266,7 @@ class NetnsLab(Lab):
                         pool.shutdown(wait=True, cancel_futures=True)
                         raise
             except BaseException:
-                with _no_interrupts():
+                with no_interrupts():
                     for rec in made.values():
                         self._remove_pod(rec, plugin_dir, strict=False)
                 raise
@@ -291,7 +291,7 @@ class NetnsLab(Lab):
             state.write_json(self.paths.pod_file(name), rec.to_json())
             return rec
         except BaseException:
-            with _no_interrupts():
+            with no_interrupts():
                 self._remove_pod(rec, plugin_dir, strict=False)
             raise
 
@@ -301,7 +301,8 @@ class NetnsLab(Lab):
             raise ToolMissingError("CNI plugins missing: apt-get install containernetworking-plugins")
         with self._lock():
             rec = self._pod_record(name)
-            self._remove_pod(rec, plugin_dir, strict=True)
+            with no_interrupts():
+                self._remove_pod(rec, plugin_dir, strict=True)
 
     def _remove_pod(self, rec: state.PodRecord, plugin_dir: Path, strict: bool) -> None:
         """CNI DEL (frees the address in host-local), then the pod's processes, namespaces, record."""
@@ -340,16 +341,3 @@ def _kill_group(pid: int) -> None:
     # Ctrl-C may land after the command already exited; the group is then gone, which is fine.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-
-
-@contextmanager
-def _no_interrupts() -> Iterator[None]:
-    """Cleanup must finish even if Ctrl-C is pressed again (only the main thread can ignore SIGINT)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
