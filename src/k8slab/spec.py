@@ -104,6 +104,11 @@ class LabSpec:
                 return n
         return None
 
+    def command(self, rest: str) -> str:
+        """A k8slab command line for this lab, naming --spec when it is not the default lab.yaml."""
+        spec_arg = "" if self.source == "lab.yaml" else f"--spec {self.source} "
+        return f"k8slab {spec_arg}{rest}"
+
     def renamed(self, name: str) -> LabSpec:
         """The same lab under another name, so two copies can be up side by side."""
         return replace(self, name=name)

@@ -52,8 +52,7 @@ LOCAL_STATE_BACKENDS = ("netns",)
 
 def start_hint(spec: LabSpec, backend: str | None = None) -> str:
     """The command that brings this spec's lab up, naming --spec when it is not the default lab.yaml."""
-    spec_arg = "" if spec.source == "lab.yaml" else f"--spec {spec.source} "
-    return f"k8slab {spec_arg}up" + (f" --backend {backend}" if backend else "")
+    return spec.command("up" + (f" --backend {backend}" if backend else ""))
 
 
 def present_but_unusable(spec: LabSpec, backend: str, problem: str) -> ToolMissingError | None:

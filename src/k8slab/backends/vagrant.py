@@ -152,8 +152,9 @@ class VagrantLab(SshLab):
         present = {name: state for name, state in states.items() if state != "not_created"}
         if present:
             listing = ", ".join(f"{name} ({state})" for name, state in present.items())
-            raise LabStateError(f"VMs of lab {self.spec.name!r} already exist: {listing}. Use `k8slab provision` "
-                                "to (re)run the roles on them, or `k8slab destroy` / `k8slab recreate`")
+            c = self.spec.command
+            raise LabStateError(f"VMs of lab {self.spec.name!r} already exist: {listing}. Use `{c('provision')}` "
+                                f"to (re)run the roles on them, or `{c('destroy')}` / `{c('recreate')}`")
         names = ", ".join(n.name for n in self.spec.nodes)
         progress(f"vagrant up --no-provision --provider={self.provider}: {names} from {self.spec.box_name} "
                  f"{self.spec.box_version}")

@@ -65,8 +65,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(lab.plan())
         return 0
     if lab.is_up():
-        raise LabStateError(f"lab {spec.name!r} is already up ({backend}); nothing changed. "
-                            "Use `k8slab recreate` to rebuild it or `k8slab destroy` to remove it")
+        raise LabStateError(f"lab {spec.name!r} is already up ({backend}); nothing changed. Use "
+                            f"`{spec.command('recreate')}` to rebuild it or `{spec.command('destroy')}` to remove it")
     console.say(why)
     lab.up(console.progress_printer())
     console.say(f"lab {spec.name!r} is up ({backend}, {len(spec.nodes)} nodes). Next: `make test` or "

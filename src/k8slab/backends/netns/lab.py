@@ -93,8 +93,9 @@ class NetnsLab(Lab):
         self._require_usable()
         with self._lock():
             if self.is_up():
-                raise LabStateError(f"lab {self.spec.name!r} is already up (netns); nothing changed. "
-                                    "Use `k8slab recreate` to rebuild it or `k8slab destroy` to remove it")
+                raise LabStateError(f"lab {self.spec.name!r} is already up (netns); nothing changed. Use "
+                                    f"`{self.spec.command('recreate')}` to rebuild it or "
+                                    f"`{self.spec.command('destroy')}` to remove it")
             if self._leftovers_under_lock():
                 progress("removing leftovers of an earlier run that did not finish")
                 self._teardown(progress)
@@ -161,11 +162,11 @@ class NetnsLab(Lab):
     def _require_up(self) -> None:
         if not self.is_up():
             raise LabStateError(f"the emulated lab {self.spec.name!r} is not up; start it with "
-                                f"`k8slab --spec {self.spec.source} up --backend netns`")
+                                f"`{self.spec.command('up --backend netns')}`")
         built = state.read_json(self.paths.lab_file).get("fingerprint")
         if built != self._fingerprint():
             raise LabStateError(f"lab {self.spec.name!r} is up, but was built from a different spec than "
-                                f"{self.spec.source} (nodes, addresses or CIDRs differ); `k8slab recreate` rebuilds it")
+                                f"{self.spec.source} (nodes, addresses or CIDRs differ); `{self.spec.command('recreate')}` rebuilds it")
 
     def status(self) -> list[dict[str, str]]:
         rows = super().status()
