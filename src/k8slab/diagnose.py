@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Interface
 
 from k8slab.expect import InterfaceExpectation, RouteExpectation
-from k8slab.facts import NodeFacts
+from k8slab.facts import NodeFacts, RouteFact
 from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, NAT_NETWORK, LabSpec, Node
 
 FLANNEL_ON_NAT = (f"flannel is probably bound to {NAT_IF}; set --iface={HOST_ONLY_IF} "
@@ -97,8 +97,16 @@ def route(spec: LabSpec, exp: RouteExpectation, facts: NodeFacts) -> str:
                     f"on {node}; or {FLANNEL_ON_NAT}")
         return (f"the route to {exp.peer}'s pod subnet is missing on {node}: flannel writes one per peer node; "
                 f"restart kube-flannel on {node}, or add `ip route add {exp.dest} via {exp.via} dev {exp.dev}`")
-    return (f"{node} sends {exp.peer}'s pods to the wrong next hop: flannel learned a wrong public-ip for "
-            f"{exp.peer} (annotation flannel.alpha.coreos.com/public-ip); {FLANNEL_ON_NAT}")
+    return wrong_next_hop(spec, node, exp.peer, found[0], exp)
+
+
+def wrong_next_hop(spec: LabSpec, node: str, peer: str | None, used: RouteFact, exp: RouteExpectation) -> str:
+    """A peer route on the right NIC with another next hop: flannel's idea of the peer's address is off."""
+    owner = spec.node_by_ip(used.via) if used.via else None
+    whose = f" ({owner.name}'s {HOST_ONLY_IF} address)" if owner is not None and used.via == owner.ip else ""
+    return (f"{node} sends {peer}'s pods to the wrong next hop {used.via}{whose} instead of {exp.via}: flannel's "
+            f"public-ip for {peer} (annotation flannel.alpha.coreos.com/public-ip) is wrong, or the route was "
+            f"edited; restart kube-flannel on {node}, or `ip route replace {exp.dest} via {exp.via} dev {exp.dev}`")
 
 
 def eth0_pod_routes(node: str) -> str:
@@ -125,8 +133,8 @@ def _route_problem(spec: LabSpec, facts: NodeFacts, peer: Node) -> str | None:
         return (f"{facts.node} has no route to {peer.name}'s pod subnet {peer.pod_subnet}{how}: the host-gw route "
                 "is missing (flannel did not write it or it was deleted)")
     if spec.cni_backend == "host-gw" and not any(r.via == peer.ip and r.dev == HOST_ONLY_IF for r in found):
-        return (f"{facts.node} routes {peer.pod_subnet} via {found[0].describe()} instead of via {peer.ip} dev "
-                f"{HOST_ONLY_IF}: a wrong host-gw route (flannel's public-ip for {peer.name} is wrong)")
+        exp = RouteExpectation(facts.node, peer.pod_subnet, HOST_ONLY_IF, via=peer.ip, peer=peer.name)
+        return wrong_next_hop(spec, facts.node, peer.name, found[0], exp)
     return None
 
 

@@ -82,6 +82,17 @@ def peer_route_on_eth0(lab: Lab, case: Case) -> Repair:
     return _restore_route(lab, case)
 
 
+def _bystander(case: Case) -> Node:
+    """A node that is neither end of the tutorial's pair: a wrong next hop that still forwards."""
+    return next(n for n in case.spec.nodes if n.name not in (case.src.name, case.dst.name))
+
+
+def peer_route_via_another_node(lab: Lab, case: Case) -> Repair:
+    run(lab, case.src.name, "ip", "route", "replace", str(case.dst.pod_subnet), "via", str(_bystander(case).ip),
+        "dev", HOST_ONLY_IF)
+    return _restore_route(lab, case)
+
+
 def forwarding_off(lab: Lab, case: Case) -> Repair:
     run(lab, case.dst.name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
     return lambda: run(lab, case.dst.name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
@@ -121,6 +132,10 @@ FAULTS = [
         checks.eth0_routes_name(c.src): diagnose.FLANNEL_ON_NAT,
         c.trace(c.src, c.dst): diagnose.FLANNEL_ON_NAT,
         c.trace(c.dst, c.src): diagnose.FLANNEL_ON_NAT,
+    }),
+    Fault("a peer route via another node's eth1", peer_route_via_another_node, lambda c: {
+        checks.route_name(_peer_route(c)): f"wrong next hop {_bystander(c).ip} ({_bystander(c).name}'s",
+        c.trace(c.src, c.dst): f"wrong next hop {_bystander(c).ip} ({_bystander(c).name}'s",
     }),
     Fault("ip_forward=0 on one node", forwarding_off, lambda c: {
         checks.forwarding_name(c.dst): diagnose.forwarding_off(c.dst.name),
