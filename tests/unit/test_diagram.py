@@ -24,7 +24,6 @@ from k8slab import diagram
 from k8slab.diagram import SWITCH, build_dot, if_id, path_from_stops, pod_id, router_id
 from k8slab.errors import LabStateError
 from k8slab.explain import explain_trace, resolve_endpoint
-from k8slab.lab import Pod
 from k8slab.spec import load_spec, parse_spec
 from k8slab.traceroute import parse_traceroute
 
@@ -35,14 +34,6 @@ SVG = "{http://www.w3.org/2000/svg}"
 @pytest.fixture
 def spec():
     return load_spec(ROOT / "lab.yaml")
-
-
-@pytest.fixture
-def pods(spec):
-    n1, n2 = spec.workers[0], spec.workers[1]
-    return [Pod("w-httpd", n1.name, n1.pod_subnet.network_address + 3),
-            Pod("w-busybox", n1.name, n1.pod_subnet.network_address + 4),
-            Pod("w-busybox-2", n2.name, n2.pod_subnet.network_address + 3)]
 
 
 def traced(spec, pods, src, dst, trace, src_route, routes):

@@ -23,7 +23,6 @@ from k8slab.explain import (
     resolve_endpoint,
     route_chain,
 )
-from k8slab.lab import Pod
 from k8slab.spec import load_spec, parse_spec
 from k8slab.traceroute import parse_traceroute
 
@@ -40,14 +39,6 @@ def vxlan_spec():
     data = yaml.safe_load((ROOT / "lab.yaml").read_text())
     data["cni"]["backend"] = "vxlan"
     return parse_spec(yaml.safe_dump(data))
-
-
-@pytest.fixture
-def pods(spec):
-    n1, n2 = spec.workers[0], spec.workers[1]
-    return [Pod("w-httpd", n1.name, n1.pod_subnet.network_address + 3),
-            Pod("w-busybox", n1.name, n1.pod_subnet.network_address + 4),
-            Pod("w-busybox-2", n2.name, n2.pod_subnet.network_address + 3)]
 
 
 # Recorded on the tutorial's lab: pod w-busybox-2 (node-2) -> pod w-httpd (node-1).
