@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
-from k8slab.spec import LabSpec
+from k8slab.spec import HOST_ONLY_IF, LabSpec, Node
 
 if TYPE_CHECKING:
     import testinfra.host
@@ -39,6 +39,11 @@ class Pod:
     name: str
     node: str
     ip: IPv4Address
+
+
+def node_row(node: Node) -> dict[str, str]:
+    """The columns every node table starts with (`status` on each backend, `spec`), so they line up."""
+    return {"node": node.name, "role": node.role, HOST_ONLY_IF: str(node.ip), "pod subnet": str(node.pod_subnet)}
 
 
 class Lab(abc.ABC):
@@ -73,8 +78,7 @@ class Lab(abc.ABC):
     def status(self) -> list[dict[str, str]]:
         """One row per node for `k8slab status`; backends add what they know (VM state, Ready)."""
         up = self.is_up()
-        return [{"node": n.name, "role": n.role, "eth1": str(n.ip), "pod subnet": str(n.pod_subnet),
-                 "state": "up" if up else "down"} for n in self.spec.nodes]
+        return [{**node_row(n), "state": "up" if up else "down"} for n in self.spec.nodes]
 
     # nodes
     @abc.abstractmethod

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
 from k8slab.inventory import SshEndpoint, endpoints_for, endpoints_from_inventory, ssh_config_text
-from k8slab.lab import Lab, Pod, Progress, Result, quiet
+from k8slab.lab import Lab, Pod, Progress, Result, node_row, quiet
 from k8slab.spec import LabSpec
 
 if TYPE_CHECKING:
@@ -154,8 +154,7 @@ class SshLab(Lab):
 
     def status(self) -> list[dict[str, str]]:
         ready = self.node_readiness()
-        return [{"node": n.name, "role": n.role, "eth1": str(n.ip), "pod subnet": str(n.pod_subnet),
-                 "kubernetes": ready.get(n.name, "unreachable")} for n in self.spec.nodes]
+        return [{**node_row(n), "kubernetes": ready.get(n.name, "unreachable")} for n in self.spec.nodes]
 
     # nodes
     def _client(self, node: str) -> paramiko.SSHClient:

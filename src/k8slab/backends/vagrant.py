@@ -16,7 +16,7 @@ from typing import TypeVar
 from k8slab.backends.ssh import SshLab
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
 from k8slab.inventory import INVENTORY_FILE, PROJECT_ROOT, SshEndpoint, parse_ssh_config, write_inventory
-from k8slab.lab import Progress, quiet
+from k8slab.lab import Progress, node_row, quiet
 from k8slab.spec import LabSpec
 
 VAGRANTFILE = PROJECT_ROOT / "Vagrantfile"
@@ -206,8 +206,8 @@ class VagrantLab(SshLab):
     def status(self) -> list[dict[str, str]]:
         states = self.vm_states()
         ready = self.node_readiness() if any(state == "running" for state in states.values()) else {}
-        return [{"node": n.name, "role": n.role, "eth1": str(n.ip), "pod subnet": str(n.pod_subnet),
-                 "vm": states.get(n.name, "unknown"), "kubernetes": ready.get(n.name, "-")} for n in self.spec.nodes]
+        return [{**node_row(n), "vm": states.get(n.name, "unknown"), "kubernetes": ready.get(n.name, "-")}
+                for n in self.spec.nodes]
 
     def ssh_argv(self, node: str) -> list[str]:
         """`vagrant ssh NODE` for this lab (exec'd by `k8slab ssh`)."""

@@ -16,7 +16,8 @@ from k8slab.backends import (
     usable_lab,
 )
 from k8slab.errors import LabStateError
-from k8slab.spec import load_spec
+from k8slab.lab import node_row
+from k8slab.spec import BRIDGE_IF, load_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,9 +51,8 @@ def cmd_spec(args: argparse.Namespace) -> int:
           f"{spec.box_name} {spec.box_version}")
     print(f"host-only network {spec.host_only} (host {spec.host_ip}), pod CIDR {spec.pod_cidr}, "
           f"service CIDR {spec.service_cidr}")
-    rows = [{"node": n.name, "role": n.role, "eth1": str(n.ip), "pod subnet": str(n.pod_subnet),
-             "cni0 gateway": str(n.pod_gateway), "cpus": str(n.cpus), "memory": f"{n.memory} MB"}
-            for n in spec.nodes]
+    rows = [{**node_row(n), f"{BRIDGE_IF} gateway": str(n.pod_gateway), "cpus": str(n.cpus),
+             "memory": f"{n.memory} MB"} for n in spec.nodes]
     print(console.table(rows))
     return 0
 
