@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from k8slab import diagnose
 from k8slab.expect import (
+    POD_IF,
     InterfaceExpectation,
     RouteExpectation,
     hops_from_node,
@@ -352,7 +353,7 @@ def observe_nodes(lab: Lab) -> dict[str, NodeFacts]:
 def pod_addresses(lab: Lab, pods: Iterable[Pod]) -> dict[IPv4Address, tuple[IPv4Interface, ...]]:
     """What each pod's eth0 really carries, keyed by the address the lab says it has."""
     def look(pod: Pod) -> tuple[IPv4Interface, ...]:
-        res = lab.pod_run(pod.name, ["ip", "-4", "addr", "show", "dev", "eth0"], timeout=15)
+        res = lab.pod_run(pod.name, ["ip", "-4", "addr", "show", "dev", POD_IF], timeout=15)
         return parse_inet(res.stdout) if res.ok else ()
     return concurrently({p.ip: (lambda p=p: look(p)) for p in pods})
 

@@ -19,7 +19,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
-from k8slab.expect import LOOPBACK, node_routes
+from k8slab.expect import LOOPBACK, POD_IF, node_routes
 from k8slab.lab import Pod
 from k8slab.outputs import write_output
 from k8slab.spec import (
@@ -38,7 +38,7 @@ SWITCH = "host-only"
 HOST = "host"
 
 HIGHLIGHT = "#d62728"
-_FILL = {"eth1": "#cfe2f3", "cni0": "#d9ead3", "eth0": "#eeeeee", "lo": "#f7f7f7", "flannel.1": "#fce5cd",
+_FILL = {HOST_ONLY_IF: "#cfe2f3", BRIDGE_IF: "#d9ead3", NAT_IF: "#eeeeee", "lo": "#f7f7f7", VXLAN_IF: "#fce5cd",
          "pod": "#fff2cc", "router": "#ffffff"}
 
 
@@ -176,7 +176,7 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
             out.append(f"    {_q(eid)} {_attrs(label=label, fillcolor=_FILL[name], style=style)};")
         for pod in [p for p in pods if p.node == n]:
             pid = pod_id(pod.name)
-            out.append(f"    {_q(pid)} {_attrs(label=_html_label('pod ' + pod.name, [f'eth0 {pod.ip}'], badge(pid)), fillcolor=_FILL['pod'], shape='box', style='filled')};")
+            out.append(f"    {_q(pid)} {_attrs(label=_html_label('pod ' + pod.name, [f'{POD_IF} {pod.ip}'], badge(pid)), fillcolor=_FILL['pod'], shape='box', style='filled')};")
             edges.append((if_id(n, BRIDGE_IF), pid, {"label": "veth"}))
         out.append(f"    {{ rank=same; {_q(if_id(n, NAT_IF))}; {_q(if_id(n, BRIDGE_IF))}; {_q(if_id(n, 'lo'))}; }}")
         nat = f"{n}/nat"

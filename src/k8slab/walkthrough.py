@@ -18,10 +18,11 @@ from ipaddress import IPv4Address
 
 from k8slab.checks import trace_path
 from k8slab.errors import CommandFailedError, LabStateError
+from k8slab.expect import POD_IF
 from k8slab.explain import Capture, Endpoint, Explanation, expected_hops, explain_trace
 from k8slab.interrupts import no_interrupts
 from k8slab.lab import Lab, Pod, Progress, Result, quiet
-from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, LabSpec, Node
+from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, VXLAN_IF, LabSpec, Node
 from k8slab.traceroute import parse_traceroute
 
 STEPS = (1, 2, 3, 4)
@@ -118,7 +119,7 @@ def step_text(spec: LabSpec, number: int, pods: Mapping[str, Pod] | None = None)
              f"k8slab pod exec {BUSYBOX_2} -- traceroute -n {dst}"),
             f"3 hops in this order: {r.src_worker.pod_gateway} ({w2}'s {BRIDGE_IF}), "
             + (f"{r.dst_worker.ip} ({w1}'s {HOST_ONLY_IF})" if spec.cni_backend == "host-gw"
-               else f"{r.dst_worker.pod_subnet.network_address} ({w1}'s flannel.1)") + f", {dst} (the pod)")
+               else f"{r.dst_worker.pod_subnet.network_address} ({w1}'s {VXLAN_IF})") + f", {dst} (the pod)")
     raise LabStateError(f"there is no step {number}; the walkthrough has steps {', '.join(map(str, STEPS))}")
 
 
@@ -306,13 +307,13 @@ class Walkthrough:
         if hasattr(lab, "kubectl"):
             return self._step1_kubernetes(text)
         pod = self._start(NGINX, node.name)
-        ran = [f"k8slab pod run {NGINX} --node {node.name}", f"ip -4 addr show eth0   # in pod {NGINX}",
+        ran = [f"k8slab pod run {NGINX} --node {node.name}", f"ip -4 addr show {POD_IF}   # in pod {NGINX}",
                f"ip route   # in pod {NGINX}", f"ip -4 addr show {BRIDGE_IF}   # on {node.name}"]
-        outs = [lab.pod_run(NGINX, ["ip", "-4", "addr", "show", "eth0"]), lab.pod_run(NGINX, ["ip", "route"]),
+        outs = [lab.pod_run(NGINX, ["ip", "-4", "addr", "show", POD_IF]), lab.pod_run(NGINX, ["ip", "route"]),
                 lab.node_run(node.name, ["ip", "-4", "addr", "show", BRIDGE_IF])]
         output = "\n".join([f"pod {pod.name} on {pod.node}: {pod.ip}"] + [(r.stdout or r.stderr).rstrip() for r in outs])
         checks = judge_pod_running(self.spec, pod, "Running", pod.node)
-        checks.append(Check(f"inet {pod.ip}/" in outs[0].stdout, f"the pod's eth0 carries {pod.ip}"))
+        checks.append(Check(f"inet {pod.ip}/" in outs[0].stdout, f"the pod's {POD_IF} carries {pod.ip}"))
         gw = f"default via {node.pod_gateway}"
         checks.append(Check(gw in outs[1].stdout, f"the pod's default route is via {node.pod_gateway}, "
                                                   f"{node.name}'s {BRIDGE_IF}"))

@@ -17,7 +17,7 @@ from k8slab.backends.ssh import SshLab
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
 from k8slab.inventory import INVENTORY_FILE, PROJECT_ROOT, SshEndpoint, parse_ssh_config, write_inventory
 from k8slab.lab import Progress, node_row, quiet
-from k8slab.spec import LabSpec
+from k8slab.spec import VBOX_HOST_ONLY_RANGE, LabSpec
 
 VAGRANTFILE = PROJECT_ROOT / "Vagrantfile"
 MIN_VAGRANT = (2, 3)
@@ -27,7 +27,7 @@ INSTALL_VIRTUALBOX = ("install VirtualBox 7 (https://www.virtualbox.org/wiki/Dow
 # Known vagrant failures and what to do about them, matched against vagrant's own stderr.
 HINTS = (
     ("not within the allowed ranges",
-     ("VirtualBox refuses this host-only address: keep network.host_only inside 192.168.56.0/21 in lab.yaml "
+     (f"VirtualBox refuses this host-only address: keep network.host_only inside {VBOX_HOST_ONLY_RANGE} in lab.yaml "
      "or allow your range in /etc/vbox/networks.conf")),
     ("could not be found", ("the box could not be downloaded: check the internet connection, or add it by hand "
      "with `vagrant box add`")),
