@@ -19,7 +19,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
-from k8slab.expect import LOOPBACK, POD_IF, node_routes
+from k8slab.expect import LOOPBACK, POD_IF, interface_of, node_routes
 from k8slab.lab import Pod
 from k8slab.outputs import write_output
 from k8slab.spec import (
@@ -254,16 +254,8 @@ def _element_of(spec: LabSpec, pods: Sequence[Pod], addr: IPv4Address | None) ->
     for pod in pods:
         if pod.ip == addr:
             return pod_id(pod.name)
-    node = spec.node_by_ip(addr)
-    if node is None:
-        return None
-    if addr == node.ip:
-        return if_id(node.name, HOST_ONLY_IF)
-    if addr == node.pod_gateway:
-        return if_id(node.name, BRIDGE_IF)
-    if spec.cni_backend == "vxlan" and addr == node.pod_subnet.network_address:
-        return if_id(node.name, VXLAN_IF)
-    return None
+    owned = interface_of(spec, addr)
+    return if_id(owned[0].name, owned[1]) if owned else None
 
 
 def pod_route_lines(spec: LabSpec, ip_route_output: str) -> list[str]:

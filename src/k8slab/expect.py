@@ -124,6 +124,20 @@ def hops_from_node(spec: LabSpec, src_node: Node, dst: IPv4Address) -> list[Expe
     return [next_hop_into(spec, dst_node), target]
 
 
+def interface_of(spec: LabSpec, addr: IPv4Address) -> tuple[Node, str] | None:
+    """The node and interface an address of the lab sits on; None for a pod's address or one outside the lab."""
+    node = spec.node_by_ip(addr)
+    if node is None:
+        return None
+    if addr == node.ip:
+        return node, HOST_ONLY_IF
+    if addr == node.pod_gateway:
+        return node, BRIDGE_IF
+    if spec.cni_backend == "vxlan" and addr == node.pod_subnet.network_address:
+        return node, VXLAN_IF
+    return None
+
+
 def _owned_by_node(node: Node, ip: IPv4Address) -> bool:
     return ip in (node.ip, node.pod_gateway)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from k8slab.errors import LabStateError
-from k8slab.expect import ExpectedHop, hops_from_node, hops_from_pod
+from k8slab.expect import ExpectedHop, hops_from_node, hops_from_pod, interface_of
 from k8slab.lab import Pod
 from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_IF, VXLAN_IF, LabSpec, Node
 from k8slab.traceroute import Trace
@@ -349,16 +349,11 @@ def describe_address(spec: LabSpec, pods: Sequence[Pod], addr: IPv4Address | Non
 
 
 def _address_role(spec: LabSpec, addr: IPv4Address) -> str:
+    owned = interface_of(spec, addr)
+    if owned is not None:
+        return f"{owned[0].name}'s {owned[1]}"
     node = spec.node_by_ip(addr)
-    if node is None:
-        return "an address outside the lab"
-    if addr == node.ip:
-        return f"{node.name}'s {HOST_ONLY_IF}"
-    if addr == node.pod_gateway:
-        return f"{node.name}'s {BRIDGE_IF}"
-    if addr == node.pod_subnet.network_address and spec.cni_backend == "vxlan":
-        return f"{node.name}'s {VXLAN_IF}"
-    return f"a pod address on {node.name}"
+    return "an address outside the lab" if node is None else f"a pod address on {node.name}"
 
 
 def explain_trace(spec: LabSpec, src: Endpoint, dst: Endpoint, trace: Trace, *, src_route: str | None,
