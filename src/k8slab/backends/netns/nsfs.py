@@ -132,11 +132,6 @@ def write_sysctl(key: str, value: str) -> None:
         f.write(value)
 
 
-def read_sysctl(key: str) -> str:
-    with open("/proc/sys/" + key.replace(".", "/")) as f:
-        return f.read().strip()
-
-
 def pids_in(paths: list[Path]) -> list[int]:
     """Processes whose network namespace is one of those bound at paths (`ip netns pids`, at once)."""
     wanted = set()
