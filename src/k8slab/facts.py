@@ -13,14 +13,17 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import TYPE_CHECKING, Any
 
+from k8slab.errors import CommandFailedError
+
 if TYPE_CHECKING:
     import testinfra.host
 
 _INET = re.compile(r"\binet (?P<addr>\d+\.\d+\.\d+\.\d+/\d+)")
 
 
-class FactsError(ValueError):
-    """A command's output is not what it should be; the message quotes it."""
+class FactsError(CommandFailedError, ValueError):
+    """A command's output is not what it should be; the message quotes it. A CommandFailedError, so
+    `k8slab verify` on a node that cannot answer (kubectl down, an `ip` without -j) prints it, not a traceback."""
 
 
 @dataclass(frozen=True)
