@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8slab.spec import LabSpec, load_spec
+from k8slab.spec import VBOX_HOST_ONLY_RANGE, LabSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 VAGRANTFILE = ROOT / "Vagrantfile"
@@ -39,9 +39,26 @@ def five_node_spec(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(params=["default", "five"])
+def wide_network_spec(tmp_path: Path) -> Path:
+    """The whole range VirtualBox allows as one host-only network, nodes in different /24s of it: the
+    nodes share one L2 segment only if eth1 gets the spec's netmask, not Vagrant's default /24."""
+    data = yaml.safe_load((ROOT / "lab.yaml").read_text())
+    wide = VBOX_HOST_ONLY_RANGE
+    data["name"] = "h2-wide"
+    data["network"]["host_only"] = str(wide)
+    for i, node in enumerate(data["nodes"]):
+        node["ip"] = str(wide.network_address + 10 + 256 * i)
+    path = tmp_path / "wide.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+SPECS = {"default": lambda tmp: ROOT / "lab.yaml", "five": five_node_spec, "wide": wide_network_spec}
+
+
+@pytest.fixture(params=list(SPECS))
 def spec_file(request, tmp_path) -> Path:
-    return ROOT / "lab.yaml" if request.param == "default" else five_node_spec(tmp_path)
+    return SPECS[request.param](tmp_path)
 
 
 def vagrant_env(spec_file: Path, tmp_path: Path) -> dict[str, str]:
@@ -75,6 +92,7 @@ def test_vagrant_builds_one_vm_per_node_with_the_spec_values(spec_file, tmp_path
         assert vm["hostname"] == node.name
         assert (vm["box"], vm["box_version"]) == (spec.box_name, spec.box_version)
         assert vm["private_networks"] == [str(node.ip)]  # eth1; eth0 stays VirtualBox NAT
+        assert vm["netmasks"] == [str(spec.host_only.netmask)]
         assert vm["provisioners"] == []  # Ansible runs once for all nodes, from Python
         assert vm["synced_folders"] == {"/vagrant": "disabled"}
         vb = vm["virtualbox"]

@@ -13,6 +13,7 @@ machines = env.machine_names.map do |name|
     box: vm.box,
     box_version: vm.box_version,
     private_networks: vm.networks.select { |type, _| type == :private_network }.map { |_, opts| opts[:ip] },
+    netmasks: vm.networks.select { |type, _| type == :private_network }.map { |_, opts| opts[:netmask] },
     provisioners: vm.provisioners.map { |p| p.type.to_s },
     synced_folders: vm.synced_folders.transform_values { |f| f[:disabled] ? "disabled" : f[:hostpath] },
     virtualbox: { name: vb.name, linked_clone: vb.linked_clone,
