@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Callable
 
 from k8slab import console
 from k8slab.backends import BACKENDS, running_lab
@@ -66,7 +67,7 @@ def _command(args: argparse.Namespace) -> list[str]:
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
-        raise LabStateError("no command given; put it after --, e.g. `-- traceroute -n 10.244.1.2`")
+        raise LabStateError("no command given; put it after --, e.g. `-- ip route`")
     return argv
 
 
@@ -89,11 +90,7 @@ def cmd_pod_list(args: argparse.Namespace) -> int:
 
 def cmd_pod_exec(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    argv = _command(args)
-    enter = getattr(lab, "pod_argv", None)
-    if enter is not None:
-        return _interactive([*enter(args.name), *argv])
-    return _print(lab.pod_run(args.name, argv, timeout=3600))
+    return _exec(getattr(lab, "pod_argv", None), lab.pod_run, args.name, _command(args))
 
 
 def cmd_pod_delete(args: argparse.Namespace) -> int:
@@ -106,11 +103,15 @@ def cmd_pod_delete(args: argparse.Namespace) -> int:
 
 def cmd_node_exec(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    argv = _command(args)
-    enter = getattr(lab, "node_argv", None)
+    return _exec(getattr(lab, "node_argv", None), lab.node_run, args.node, _command(args))
+
+
+def _exec(enter: Callable[[str], list[str]] | None, run: Callable[..., Result], target: str, argv: list[str]) -> int:
+    """Hand the terminal to the command where the backend can enter the target locally (live traceroute,
+    tcpdump); otherwise run it remotely and print what it wrote."""
     if enter is not None:
-        return _interactive([*enter(args.node), *argv])
-    return _print(lab.node_run(args.node, argv, timeout=3600))
+        return _interactive([*enter(target), *argv])
+    return _print(run(target, argv, timeout=3600))
 
 
 def _interactive(argv: list[str]) -> int:
