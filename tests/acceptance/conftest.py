@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 
 from acceptance.lab_selection import resolve  # the plugin's own module: one LabTarget per session
-from k8slab import checks
-from k8slab.expect import node_interfaces, node_routes
-from k8slab.lab import Lab, Pod
-from k8slab.spec import LabSpec
+from k8slab.labs.base import Lab, Pod
+from k8slab.spec.expect import node_interfaces, node_routes
+from k8slab.spec.model import LabSpec
+from k8slab.verify import checks
 
 
 def _spec_or_fail(config: pytest.Config) -> LabSpec:

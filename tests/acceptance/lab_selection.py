@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from k8slab.backends import BACKENDS, open_lab, running_lab
-from k8slab.checks import has_kubernetes
 from k8slab.errors import K8slabError
-from k8slab.lab import Lab
-from k8slab.spec import LabSpec, load_spec
+from k8slab.labs.base import Lab
+from k8slab.labs.registry import BACKENDS, open_lab, running_lab
+from k8slab.spec.model import LabSpec, load_spec
+from k8slab.verify.checks import has_kubernetes
 
 ACCEPTANCE_DIR = Path(__file__).resolve().parent
 ROOT = ACCEPTANCE_DIR.parents[1]
@@ -99,7 +99,7 @@ def resolve(config: pytest.Config) -> LabTarget:
         if inventory or backend == "ssh":
             if not inventory:
                 raise K8slabError("--lab-backend ssh needs --lab-inventory FILE (or K8SLAB_INVENTORY)")
-            from k8slab.backends.ssh import SshLab
+            from k8slab.labs.ssh import SshLab
 
             target.lab = SshLab.from_inventory(target.spec, Path(inventory))
             return target

@@ -8,12 +8,12 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 
-from k8slab import checks
-from k8slab.backends import BACKENDS
 from k8slab.cli import main
-from k8slab.expect import LOOPBACK, node_routes
-from k8slab.report import render_html
-from k8slab.spec import NAT_ADDRESS, NAT_NETWORK
+from k8slab.labs.registry import BACKENDS
+from k8slab.render.html_report import render_html
+from k8slab.spec.expect import LOOPBACK, node_routes
+from k8slab.spec.model import NAT_ADDRESS, NAT_NETWORK
+from k8slab.verify import checks
 
 SVG = "{http://www.w3.org/2000/svg}"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -19,11 +19,11 @@ from ipaddress import IPv4Interface
 
 import pytest
 
-from k8slab import checks, diagnose
-from k8slab.backends import lab_class
-from k8slab.expect import RouteExpectation
-from k8slab.lab import Lab
-from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_GATEWAY, NAT_IF, LabSpec, Node
+from k8slab.labs.base import Lab
+from k8slab.labs.registry import lab_class
+from k8slab.spec.expect import RouteExpectation
+from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_GATEWAY, NAT_IF, LabSpec, Node
+from k8slab.verify import checks, diagnose
 
 Repair = Callable[[], None]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from k8slab import checks
+from k8slab.verify import checks
 
 
 def test_interface(interface_exp, node_facts, passes):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from k8slab import checks
+from k8slab.verify import checks
 
 pytestmark = pytest.mark.kubernetes
 

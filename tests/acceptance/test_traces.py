@@ -4,7 +4,7 @@ for every ordered pair of nodes. The traces ran once, concurrently (conftest `ob
 
 from __future__ import annotations
 
-from k8slab import checks
+from k8slab.verify import checks
 
 
 def test_node_trace(spec, worker, observed, node_facts, passes):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from k8slab import checks
 from k8slab.cli import main
-from k8slab.expect import node_interfaces, node_routes
+from k8slab.spec.expect import node_interfaces, node_routes
+from k8slab.verify import checks
 
 
 def test_verify_prints_the_table_and_writes_junit(spec, lab, tmp_path, capsys, request):

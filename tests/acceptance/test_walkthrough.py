@@ -8,11 +8,11 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from k8slab.backends import BACKENDS
 from k8slab.cli import main
-from k8slab.expect import hops_from_pod, node_routes
-from k8slab.spec import BRIDGE_IF
-from k8slab.walkthrough import BUSYBOX, BUSYBOX_2, HTTPD, NGINX, roles
+from k8slab.labs.registry import BACKENDS
+from k8slab.spec.expect import hops_from_pod, node_routes
+from k8slab.spec.model import BRIDGE_IF
+from k8slab.teach.walkthrough import BUSYBOX, BUSYBOX_2, HTTPD, NGINX, roles
 
 
 def walkthrough(spec, lab, capsys, *args: str) -> tuple[int, str]:

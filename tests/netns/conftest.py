@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from k8slab.backends.netns import NetnsLab
-from k8slab.spec import LabSpec
+from k8slab.labs.netns import NetnsLab
+from k8slab.spec.model import LabSpec
 
 from .labtools import leftovers
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from k8slab.backends.netns import names
-from k8slab.spec import LabSpec, load_spec, parse_spec
+from k8slab.labs.netns import names
+from k8slab.spec.model import LabSpec, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 K8SLAB = [sys.executable, "-m", "k8slab"]

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from k8slab.backends.netns import NetnsLab
-from k8slab.checks import run_checks
-from k8slab.walkthrough import run_walkthrough
+from k8slab.labs.netns import NetnsLab
+from k8slab.teach.walkthrough import run_walkthrough
+from k8slab.verify.checks import run_checks
 
 from .labtools import default_spec, leftovers
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from k8slab.backends.netns import NetnsLab, names, nsfs
 from k8slab.errors import CommandFailedError, LabSpecError, LabStateError
+from k8slab.labs.netns import NetnsLab, names, nsfs
 
 from .labtools import (
     K8SLAB,

@@ -10,9 +10,9 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from k8slab.backends.netns import names
-from k8slab.spec import HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, LabSpec
-from k8slab.traceroute import parse_traceroute
+from k8slab.labs.netns import names
+from k8slab.spec.model import HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, LabSpec
+from k8slab.verify.traceroute import parse_traceroute
 
 from .labtools import default_spec, four_node_data, spec_from, unique_name
 

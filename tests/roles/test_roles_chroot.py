@@ -21,8 +21,8 @@ import pytest
 import testinfra
 import yaml
 
-from k8slab.ansible_vars import ansible_vars
-from k8slab.spec import HOST_ONLY_IF, LabSpec, load_spec
+from k8slab.provision.ansible_vars import ansible_vars
+from k8slab.spec.model import HOST_ONLY_IF, LabSpec, load_spec
 
 pytestmark = pytest.mark.root
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from k8slab.lab import Pod
+from k8slab.labs.base import Pod
 
 
 @pytest.fixture

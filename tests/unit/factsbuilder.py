@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from k8slab.facts import LinkFact, NodeFacts, RouteFact
-from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, NAT_NETWORK, LabSpec, Node
+from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, NAT_NETWORK, LabSpec, Node
+from k8slab.verify.facts import LinkFact, NodeFacts, RouteFact
 
 
 def healthy_node(spec: LabSpec, node: Node, pods: int = 2) -> NodeFacts:

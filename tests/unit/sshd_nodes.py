@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from k8slab.inventory import SshEndpoint
-from k8slab.spec import LabSpec
+from k8slab.provision.inventory import SshEndpoint
+from k8slab.spec.model import LabSpec
 
 NS_PREFIX = "k8slab-h2-"
 TOOLS = ("sshd", "ssh-keygen", "nc", "ip", "unshare")

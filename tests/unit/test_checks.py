@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from factsbuilder import healthy, link_down, pod_ip, with_route, without_route
 
-from k8slab import checks, diagnose
 from k8slab.cli.verify_cmds import junit_xml
-from k8slab.expect import hops_from_pod, node_interfaces, node_routes
-from k8slab.facts import LinkFact, RouteFact, parse_inet, parse_ip_addr, parse_ip_route
-from k8slab.lab import Pod, Result
-from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, load_spec, parse_spec
+from k8slab.labs.base import Pod, Result
+from k8slab.spec.expect import hops_from_pod, node_interfaces, node_routes
+from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, load_spec, parse_spec
+from k8slab.verify import checks, diagnose
+from k8slab.verify.facts import LinkFact, RouteFact, parse_inet, parse_ip_addr, parse_ip_route
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -389,7 +389,7 @@ def test_parse_ip_route():
 
 
 def test_route_lookup_is_longest_prefix():
-    from k8slab.facts import NodeFacts
+    from k8slab.verify.facts import NodeFacts
 
     nf = NodeFacts("n", (), parse_ip_route(IP_ROUTE_JSON), 1)
     assert nf.route_for(IPv4Address("10.244.0.7")).dev == "eth1"
@@ -402,7 +402,7 @@ def test_parse_busybox_and_iproute2_inet_lines():
 
 
 def test_bad_json_is_a_clear_error():
-    from k8slab.facts import FactsError
+    from k8slab.verify.facts import FactsError
 
     with pytest.raises(FactsError, match="did not print JSON"):
         parse_ip_addr("Object \"-j\" is unknown")

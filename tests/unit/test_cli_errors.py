@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from k8slab.backends.netns import NetnsLab, preflight
 from k8slab.cli import main
+from k8slab.labs.netns import NetnsLab, preflight
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +85,7 @@ def test_diagram_makes_the_missing_directories_of_its_output(capsys, spec_file, 
 
 
 def test_ssh_without_virtualbox_says_so_and_what_to_use_instead(capsys, spec_file, monkeypatch):
-    from k8slab.backends.vagrant import VagrantLab
+    from k8slab.labs.vagrant import VagrantLab
 
     monkeypatch.setattr(VagrantLab, "unavailable_reason", classmethod(lambda cls: "VirtualBox is not installed"))
     monkeypatch.setattr(os, "execve", lambda *a: pytest.fail(f"exec'd {a[1]} although VirtualBox is missing"))

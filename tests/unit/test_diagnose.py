@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from factsbuilder import healthy, link_down, pod_ip, with_route, without_route
 
-from k8slab import diagnose
-from k8slab.expect import RouteExpectation
-from k8slab.facts import RouteFact
-from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, load_spec
+from k8slab.spec.expect import RouteExpectation
+from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, load_spec
+from k8slab.verify import diagnose
+from k8slab.verify.facts import RouteFact
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,12 +20,12 @@ from test_explain import (
     SAME_TRACE,
 )
 
-from k8slab import diagram
-from k8slab.diagram import SWITCH, build_dot, if_id, path_from_stops, pod_id, router_id
 from k8slab.errors import LabStateError
-from k8slab.explain import explain_trace, resolve_endpoint
-from k8slab.spec import load_spec, parse_spec
-from k8slab.traceroute import parse_traceroute
+from k8slab.render import diagram
+from k8slab.render.diagram import SWITCH, build_dot, if_id, path_from_stops, pod_id, router_id
+from k8slab.spec.model import load_spec, parse_spec
+from k8slab.teach.explain import explain_trace, resolve_endpoint
+from k8slab.verify.traceroute import parse_traceroute
 
 ROOT = Path(__file__).resolve().parents[2]
 SVG = "{http://www.w3.org/2000/svg}"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8slab.expect import hops_from_node, hops_from_pod, node_interfaces, node_routes
-from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, NAT_NETWORK, VXLAN_IF, load_spec, parse_spec
+from k8slab.spec.expect import hops_from_node, hops_from_pod, node_interfaces, node_routes
+from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, NAT_NETWORK, VXLAN_IF, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from k8slab.errors import LabStateError
-from k8slab.explain import (
+from k8slab.spec.model import load_spec, parse_spec
+from k8slab.teach.explain import (
     Capture,
     Endpoint,
     capture_verdict,
@@ -23,8 +24,7 @@ from k8slab.explain import (
     resolve_endpoint,
     route_chain,
 )
-from k8slab.spec import load_spec, parse_spec
-from k8slab.traceroute import parse_traceroute
+from k8slab.verify.traceroute import parse_traceroute
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from k8slab.errors import CommandFailedError, LabStateError
-from k8slab.inventory import (
+from k8slab.provision.inventory import (
     SshEndpoint,
     endpoints_from_inventory,
     parse_ssh_config,
@@ -22,8 +22,8 @@ from k8slab.inventory import (
     ssh_config_text,
     write_inventory,
 )
-from k8slab.provision import ansible_path
-from k8slab.spec import load_spec
+from k8slab.provision.runner import ansible_path
+from k8slab.spec.model import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(ROOT / "lab.yaml")

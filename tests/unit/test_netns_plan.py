@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8slab.backends.netns import NetnsLab, names
-from k8slab.backends.netns.kernel import RTM_NEWROUTE, RTNH_F_ONLINK, route_message
-from k8slab.backends.netns.lab import InvalidPodNameError
-from k8slab.backends.netns.plan import DEFAULT_ROUTE, RoutePlan, build_plan
 from k8slab.errors import LabSpecError
-from k8slab.spec import (
+from k8slab.labs.netns import NetnsLab, names
+from k8slab.labs.netns.kernel import RTM_NEWROUTE, RTNH_F_ONLINK, route_message
+from k8slab.labs.netns.lab import InvalidPodNameError
+from k8slab.labs.netns.plan import DEFAULT_ROUTE, RoutePlan, build_plan
+from k8slab.spec.model import (
     BRIDGE_IF,
     HOST_ONLY_IF,
     NAT_ADDRESS,
@@ -244,7 +244,7 @@ def test_default_route_message_has_no_destination():
 
 
 def test_preflight_names_what_to_install(monkeypatch, tmp_path):
-    from k8slab.backends.netns import cni, preflight
+    from k8slab.labs.netns import cni, preflight
 
     monkeypatch.setattr(preflight.os, "geteuid", lambda: 1000)
     monkeypatch.setattr(cni, "CNI_DIRS", (tmp_path,))
@@ -256,8 +256,8 @@ def test_preflight_names_what_to_install(monkeypatch, tmp_path):
 
 
 def test_up_refuses_before_building_when_the_backend_cannot_run(monkeypatch):
-    from k8slab.backends.netns import preflight
     from k8slab.errors import ToolMissingError
+    from k8slab.labs.netns import preflight
 
     monkeypatch.setattr(preflight, "problems", lambda: ["needs root (network namespaces): run with sudo"])
     lab = NetnsLab(load_spec(ROOT / "lab.yaml").renamed("h3-unit"))

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from k8slab.errors import CommandFailedError, ToolMissingError
-from k8slab.provision import check, progress_line, recap, run_playbook, task_failure
-from k8slab.spec import load_spec
+from k8slab.provision.runner import check, progress_line, recap, run_playbook, task_failure
+from k8slab.spec.model import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(ROOT / "lab.yaml")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from k8slab import diagram
-from k8slab.checks import CheckResult
-from k8slab.lab import Pod
-from k8slab.report import build_html, inline_svg
-from k8slab.spec import load_spec
+from k8slab.labs.base import Pod
+from k8slab.render import diagram
+from k8slab.render.html_report import build_html, inline_svg
+from k8slab.spec.model import load_spec
+from k8slab.verify.checks import CheckResult
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

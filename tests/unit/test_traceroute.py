@@ -6,7 +6,7 @@ from ipaddress import IPv4Address as A
 
 import pytest
 
-from k8slab.traceroute import TracerouteParseError, parse_traceroute
+from k8slab.verify.traceroute import TracerouteParseError, parse_traceroute
 
 DEBIAN_N = """\
 traceroute to 10.244.1.3 (10.244.1.3), 30 hops max, 60 byte packets

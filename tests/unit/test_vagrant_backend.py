@@ -14,7 +14,8 @@ import pytest
 import yaml
 from sshd_nodes import missing_tools, sshd_nodes
 
-from k8slab.backends.ssh import (
+from k8slab.errors import CommandFailedError, LabStateError
+from k8slab.labs.ssh import (
     CLIENT_IMAGE,
     SERVER_IMAGES,
     SshLab,
@@ -23,11 +24,10 @@ from k8slab.backends.ssh import (
     parse_pods,
     pod_image,
 )
-from k8slab.backends.vagrant import VagrantLab, _availability, hint_for, machine_readable_error, vagrant_version
-from k8slab.errors import CommandFailedError, LabStateError
-from k8slab.inventory import write_inventory
-from k8slab.provision import check, run_playbook
-from k8slab.spec import load_spec
+from k8slab.labs.vagrant import VagrantLab, _availability, hint_for, machine_readable_error, vagrant_version
+from k8slab.provision.inventory import write_inventory
+from k8slab.provision.runner import check, run_playbook
+from k8slab.spec.model import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(ROOT / "lab.yaml").renamed("h2-ssh")

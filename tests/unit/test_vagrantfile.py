@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8slab.spec import VBOX_HOST_ONLY_RANGE, LabSpec, load_spec
+from k8slab.spec.model import VBOX_HOST_ONLY_RANGE, LabSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 VAGRANTFILE = ROOT / "Vagrantfile"

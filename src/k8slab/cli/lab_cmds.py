@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from k8slab import console
-from k8slab.backends import (
+from k8slab.errors import LabStateError
+from k8slab.labs.base import node_row
+from k8slab.labs.registry import (
     BACKENDS,
     backend_for_up,
     open_lab,
@@ -15,9 +16,8 @@ from k8slab.backends import (
     unavailable_reason,
     usable_lab,
 )
-from k8slab.errors import LabStateError
-from k8slab.lab import node_row
-from k8slab.spec import BRIDGE_IF, load_spec
+from k8slab.render import console
+from k8slab.spec.model import BRIDGE_IF, load_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:

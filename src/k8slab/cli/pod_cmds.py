@@ -11,11 +11,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from k8slab import console
-from k8slab.backends import BACKENDS, running_lab
 from k8slab.errors import LabStateError
-from k8slab.lab import Lab, Result
-from k8slab.spec import load_spec
+from k8slab.labs.base import Lab, Result
+from k8slab.labs.registry import BACKENDS, running_lab
+from k8slab.render import console
+from k8slab.spec.model import load_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from k8slab import console
-from k8slab.backends import BACKENDS, running_lab
 from k8slab.errors import LabStateError
-from k8slab.spec import load_spec
+from k8slab.labs.registry import BACKENDS, running_lab
+from k8slab.render import console
+from k8slab.spec.model import load_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +38,7 @@ def _show(lines: list[str]) -> None:
 
 
 def cmd_walkthrough(args: argparse.Namespace) -> int:
-    from k8slab.walkthrough import STEPS, run_walkthrough, step_text
+    from k8slab.teach.walkthrough import STEPS, run_walkthrough, step_text
 
     spec = load_spec(args.spec)
     if args.step is not None and args.step not in STEPS:
@@ -67,8 +67,8 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
 
 
 def _trace(lab, src_text: str, dst_text: str, capture: bool):
-    from k8slab.explain import resolve_endpoint
-    from k8slab.walkthrough import observe_trace
+    from k8slab.teach.explain import resolve_endpoint
+    from k8slab.teach.walkthrough import observe_trace
 
     pods = lab.pods()
     src = resolve_endpoint(lab.spec, pods, src_text, source=True)
@@ -93,8 +93,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
-    from k8slab import diagram
-    from k8slab.outputs import check_output
+    from k8slab.render import diagram
+    from k8slab.render.output_files import check_output
 
     diagram.output_format(args.output)  # refuse a bad file name before touching the lab
     check_output(args.output, "diagram")

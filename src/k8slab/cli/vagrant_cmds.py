@@ -7,9 +7,9 @@ import argparse
 import os
 from pathlib import Path
 
-from k8slab import console
 from k8slab.errors import LabStateError, ToolMissingError
-from k8slab.spec import load_spec
+from k8slab.render import console
+from k8slab.spec.model import load_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-    from k8slab.backends.ssh import SshLab
-    from k8slab.backends.vagrant import VagrantLab
+    from k8slab.labs.ssh import SshLab
+    from k8slab.labs.vagrant import VagrantLab
 
     spec = load_spec(args.spec)
     if args.inventory:
@@ -45,7 +45,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
 
 def cmd_ssh(args: argparse.Namespace) -> int:
-    from k8slab.backends.vagrant import VagrantLab
+    from k8slab.labs.vagrant import VagrantLab
 
     spec = load_spec(args.spec)
     names = [n.name for n in spec.nodes]

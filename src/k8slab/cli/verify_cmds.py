@@ -8,12 +8,12 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from k8slab import console
-from k8slab.backends import BACKENDS, running_lab
-from k8slab.checks import CheckResult, run_checks
-from k8slab.lab import Lab
-from k8slab.outputs import check_output, write_output
-from k8slab.spec import load_spec
+from k8slab.labs.base import Lab
+from k8slab.labs.registry import BACKENDS, running_lab
+from k8slab.render import console
+from k8slab.render.output_files import check_output, write_output
+from k8slab.spec.model import load_spec
+from k8slab.verify.checks import CheckResult, run_checks
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def open_for_verify(spec, backend: str | None, inventory: str | None) -> Lab:
     if inventory:
-        from k8slab.backends.ssh import SshLab
+        from k8slab.labs.ssh import SshLab
 
         return SshLab.from_inventory(spec, Path(inventory))
     return running_lab(spec, backend)
@@ -52,7 +52,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         write_output(args.junit, junit_xml(results, f"k8slab verify {spec.name}", elapsed), "JUnit XML")
         console.say(f"JUnit XML written to {args.junit}")
     if args.html:
-        from k8slab.report import render_html  # H5's module; imported only when asked for
+        from k8slab.render.html_report import render_html  # H5's module; imported only when asked for
 
         write_output(args.html, render_html(lab, results), "HTML report")
         console.say(f"HTML report written to {args.html}")

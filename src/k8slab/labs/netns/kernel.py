@@ -18,11 +18,11 @@ from ipaddress import IPv4Address
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from k8slab.backends.netns import nsfs
-from k8slab.backends.netns.names import StatePaths
-from k8slab.backends.netns.plan import DEFAULT_ROUTE, LabPlan, RoutePlan
 from k8slab.errors import CommandFailedError
-from k8slab.lab import Progress
+from k8slab.labs.base import Progress
+from k8slab.labs.netns import nsfs
+from k8slab.labs.netns.names import StatePaths
+from k8slab.labs.netns.plan import DEFAULT_ROUTE, LabPlan, RoutePlan
 
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x02

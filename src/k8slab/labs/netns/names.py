@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from k8slab.spec import Node
+from k8slab.spec.model import Node
 
 NETNS_DIR = Path("/run/netns")  # where `ip netns` keeps named namespaces; `ip netns list` reads it
 STATE_ROOT = Path("/run/k8slab")  # tmpfs on most systems: a reboot clears a lab the kernel forgot anyway

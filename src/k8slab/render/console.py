@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from k8slab.lab import Progress
+from k8slab.labs.base import Progress
 
 
 def _color() -> bool:

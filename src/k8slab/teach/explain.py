@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from k8slab.errors import LabStateError
-from k8slab.expect import ExpectedHop, hops_from_node, hops_from_pod, interface_of
-from k8slab.lab import Pod
-from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_IF, VXLAN_IF, LabSpec, Node
-from k8slab.traceroute import Trace
+from k8slab.labs.base import Pod
+from k8slab.spec.expect import ExpectedHop, hops_from_node, hops_from_pod, interface_of
+from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_IF, VXLAN_IF, LabSpec, Node
+from k8slab.verify.traceroute import Trace
 
 # flannel's VXLAN port (the Linux default 4789 is not what flannel uses).
 VXLAN_PORT = 8472

@@ -6,7 +6,7 @@ import os
 import shutil
 import sys
 
-from k8slab.backends.netns import cni
+from k8slab.labs.netns import cni
 
 # program -> Debian package that ships it
 TOOLS = {

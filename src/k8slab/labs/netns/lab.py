@@ -19,12 +19,12 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from k8slab.backends.netns import cni, names, nsfs, preflight, state
-from k8slab.backends.netns.plan import POD_IF, LabPlan, build_plan, loopback_config
 from k8slab.errors import K8slabError, LabSpecError, LabStateError, ToolMissingError
 from k8slab.interrupts import no_interrupts
-from k8slab.lab import Lab, Pod, Progress, Result, quiet
-from k8slab.spec import LabSpec
+from k8slab.labs.base import Lab, Pod, Progress, Result, quiet
+from k8slab.labs.netns import cni, names, nsfs, preflight, state
+from k8slab.labs.netns.plan import POD_IF, LabPlan, build_plan, loopback_config
+from k8slab.spec.model import LabSpec
 
 if TYPE_CHECKING:
     import testinfra.host
@@ -101,7 +101,7 @@ class NetnsLab(Lab):
                 self._teardown(progress)
             start = time.monotonic()
             try:
-                from k8slab.backends.netns import kernel
+                from k8slab.labs.netns import kernel
 
                 kernel.build(plan, self.paths, progress)
                 for node in plan.nodes:
@@ -189,7 +189,7 @@ class NetnsLab(Lab):
         return _run([*self.node_argv(node), *argv], timeout)
 
     def testinfra_host(self, node: str) -> testinfra.host.Host:
-        from k8slab.backends.netns.testinfra_backend import host
+        from k8slab.labs.netns.testinfra_backend import host
 
         self._require_up()
         return host(node, self.node_argv(node))

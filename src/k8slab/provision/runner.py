@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from k8slab.errors import CommandFailedError, ToolMissingError
-from k8slab.inventory import PROJECT_ROOT
-from k8slab.lab import Progress, quiet
-from k8slab.spec import LabSpec
+from k8slab.labs.base import Progress, quiet
+from k8slab.provision.inventory import PROJECT_ROOT
+from k8slab.spec.model import LabSpec
 
 PLAYBOOK = PROJECT_ROOT / "ansible" / "site.yml"
 ANSIBLE_CFG = PROJECT_ROOT / "ansible" / "ansible.cfg"
@@ -185,7 +185,7 @@ def run_playbook(inventory: Path, extravars: Mapping[str, Any], hosts: list[str]
 def provision(spec: LabSpec, inventory: Path, progress: Progress = quiet, *,
               next_step: str = "k8slab provision", path: str | None = None) -> PlaybookResult:
     """Provision the lab's nodes from inventory with ansible/site.yml; CommandFailedError on any failure."""
-    from k8slab.ansible_vars import ansible_vars
+    from k8slab.provision.ansible_vars import ansible_vars
 
     if not PLAYBOOK.exists():
         raise ToolMissingError(f"{PLAYBOOK} is missing; k8slab provisions from its own checkout, "

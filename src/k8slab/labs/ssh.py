@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
-from k8slab.inventory import SshEndpoint, endpoints_for, endpoints_from_inventory, ssh_config_text
-from k8slab.lab import Lab, Pod, Progress, Result, node_row, quiet
-from k8slab.spec import LabSpec
+from k8slab.labs.base import Lab, Pod, Progress, Result, node_row, quiet
+from k8slab.provision.inventory import SshEndpoint, endpoints_for, endpoints_from_inventory, ssh_config_text
+from k8slab.spec.model import LabSpec
 
 if TYPE_CHECKING:
     import paramiko
@@ -126,7 +126,7 @@ class SshLab(Lab):
             return False
 
     def up(self, progress: Progress = quiet) -> None:
-        from k8slab.provision import provision
+        from k8slab.provision.runner import provision
 
         if self.inventory is None:
             raise LabStateError("an SSH lab is provisioned from an inventory file; pass --inventory FILE")
@@ -279,7 +279,7 @@ class SshLab(Lab):
 
 def read_inventory(spec: LabSpec, inventory: Path) -> dict[str, SshEndpoint]:
     """Connection details of the spec's nodes from an inventory file, read by ansible-inventory itself."""
-    from k8slab.provision import ansible_path
+    from k8slab.provision.runner import ansible_path
 
     if not inventory.is_file():
         raise LabStateError(f"inventory {inventory} not found")

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, TypeVar
 
-from k8slab import diagnose
-from k8slab.expect import (
+from k8slab.interrupts import no_interrupts
+from k8slab.labs.base import Lab, Pod, Progress, Result, quiet
+from k8slab.spec.expect import (
     POD_IF,
     InterfaceExpectation,
     RouteExpectation,
@@ -28,11 +29,10 @@ from k8slab.expect import (
     node_interfaces,
     node_routes,
 )
-from k8slab.facts import FactsError, NodeFacts, gather_node, parse_inet, read_forwarding
-from k8slab.interrupts import no_interrupts
-from k8slab.lab import Lab, Pod, Progress, Result, quiet
-from k8slab.spec import BRIDGE_IF, NAT_IF, LabSpec, Node
-from k8slab.traceroute import TracerouteParseError, parse_traceroute
+from k8slab.spec.model import BRIDGE_IF, NAT_IF, LabSpec, Node
+from k8slab.verify import diagnose
+from k8slab.verify.facts import FactsError, NodeFacts, gather_node, parse_inet, read_forwarding
+from k8slab.verify.traceroute import TracerouteParseError, parse_traceroute
 
 GROUPS = ("interfaces", "routes", "sysctl", "pods", "node traces", "pod traces", "kubernetes")
 POD_PREFIX = "t-"

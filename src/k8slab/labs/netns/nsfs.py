@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from k8slab.backends.netns.names import NETNS_DIR
+from k8slab.labs.netns.names import NETNS_DIR
 
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWNET = 0x40000000

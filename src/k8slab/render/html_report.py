@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from k8slab.errors import K8slabError
-from k8slab.spec import LabSpec
+from k8slab.spec.model import LabSpec
 
 if TYPE_CHECKING:
-    from k8slab.checks import CheckResult
-    from k8slab.lab import Lab
+    from k8slab.labs.base import Lab
+    from k8slab.verify.checks import CheckResult
 
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
@@ -108,7 +108,7 @@ def build_html(spec: LabSpec, backend: str, results: Sequence[CheckResult], svg:
 
 def render_html(lab: Lab, results: list[CheckResult]) -> str:
     """The report page for lab and the results `verify` just computed."""
-    from k8slab import diagram
+    from k8slab.render import diagram
 
     svg, note = None, ""
     try:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from k8slab.errors import LabStateError, ToolMissingError
-from k8slab.lab import Lab
-from k8slab.spec import LabSpec
+from k8slab.labs.base import Lab
+from k8slab.spec.model import LabSpec
 
 BACKENDS = ("vagrant", "netns")
 
@@ -12,11 +12,11 @@ BACKENDS = ("vagrant", "netns")
 def lab_class(backend: str) -> type[Lab]:
     # Imported lazily: the vagrant side needs python-vagrant, the netns side pyroute2.
     if backend == "vagrant":
-        from k8slab.backends.vagrant import VagrantLab
+        from k8slab.labs.vagrant import VagrantLab
 
         return VagrantLab
     if backend == "netns":
-        from k8slab.backends.netns import NetnsLab
+        from k8slab.labs.netns import NetnsLab
 
         return NetnsLab
     raise LabStateError(f"unknown backend {backend!r}; use one of: {', '.join(BACKENDS)}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
-from k8slab.spec import HOST_ONLY_IF, LabSpec, Node
+from k8slab.spec.model import HOST_ONLY_IF, LabSpec, Node
 
 if TYPE_CHECKING:
     import testinfra.host

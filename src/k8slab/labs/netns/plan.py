@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
-from k8slab.backends.netns import names
-from k8slab.spec import (
+from k8slab.labs.netns import names
+from k8slab.spec.model import (
     BRIDGE_IF,
     HOST_ONLY_IF,
     NAT_ADDRESS,

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Interface
 
-from k8slab.expect import InterfaceExpectation, RouteExpectation
-from k8slab.facts import NodeFacts, RouteFact
-from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, NAT_NETWORK, LabSpec, Node
+from k8slab.spec.expect import InterfaceExpectation, RouteExpectation
+from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, NAT_NETWORK, LabSpec, Node
+from k8slab.verify.facts import NodeFacts, RouteFact
 
 FLANNEL_ON_NAT = (f"flannel is probably bound to {NAT_IF}; set --iface={HOST_ONLY_IF} "
                   "(kubespray#2114, flannel-io/flannel#1379)")

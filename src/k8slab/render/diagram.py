@@ -19,10 +19,10 @@ from itertools import pairwise
 from pathlib import Path
 
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
-from k8slab.expect import LOOPBACK, POD_IF, interface_of, node_routes
-from k8slab.lab import Pod
-from k8slab.outputs import write_output
-from k8slab.spec import (
+from k8slab.labs.base import Pod
+from k8slab.render.output_files import write_output
+from k8slab.spec.expect import LOOPBACK, POD_IF, interface_of, node_routes
+from k8slab.spec.model import (
     BRIDGE_IF,
     HOST_ONLY_IF,
     NAT_ADDRESS,

@@ -16,14 +16,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from k8slab.checks import trace_path
 from k8slab.errors import CommandFailedError, LabStateError
-from k8slab.expect import POD_IF
-from k8slab.explain import Capture, Endpoint, Explanation, expected_hops, explain_trace
 from k8slab.interrupts import no_interrupts
-from k8slab.lab import Lab, Pod, Progress, Result, quiet
-from k8slab.spec import BRIDGE_IF, HOST_ONLY_IF, VXLAN_IF, LabSpec, Node
-from k8slab.traceroute import parse_traceroute
+from k8slab.labs.base import Lab, Pod, Progress, Result, quiet
+from k8slab.spec.expect import POD_IF
+from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, VXLAN_IF, LabSpec, Node
+from k8slab.teach.explain import Capture, Endpoint, Explanation, expected_hops, explain_trace
+from k8slab.verify.checks import trace_path
+from k8slab.verify.traceroute import parse_traceroute
 
 STEPS = (1, 2, 3, 4)
 POD_PREFIX = "w-"

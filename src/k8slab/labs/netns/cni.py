@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from k8slab.backends.netns import nsfs
 from k8slab.errors import CommandFailedError
+from k8slab.labs.netns import nsfs
 
 CNI_DIRS = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))  # Debian's package, then the upstream tarball's place
 NEEDED_PLUGINS = ("loopback", "bridge", "host-local")

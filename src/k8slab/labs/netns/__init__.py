@@ -2,6 +2,6 @@
 real CNI plugins. names (where things live) -> plan (what to build, pure) -> kernel/nsfs/cni (how)
 -> lab (NetnsLab, the lifecycle behind the Lab interface)."""
 
-from k8slab.backends.netns.lab import NetnsLab
+from k8slab.labs.netns.lab import NetnsLab
 
 __all__ = ["NetnsLab"]

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from k8slab.backends.ssh import SshLab
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
-from k8slab.inventory import INVENTORY_FILE, PROJECT_ROOT, SshEndpoint, parse_ssh_config, write_inventory
-from k8slab.lab import Progress, node_row, quiet
-from k8slab.spec import VBOX_HOST_ONLY_RANGE, LabSpec
+from k8slab.labs.base import Progress, node_row, quiet
+from k8slab.labs.ssh import SshLab
+from k8slab.provision.inventory import INVENTORY_FILE, PROJECT_ROOT, SshEndpoint, parse_ssh_config, write_inventory
+from k8slab.spec.model import VBOX_HOST_ONLY_RANGE, LabSpec
 
 VAGRANTFILE = PROJECT_ROOT / "Vagrantfile"
 MIN_VAGRANT = (2, 3)
@@ -146,7 +146,7 @@ class VagrantLab(SshLab):
         return any(state != "not_created" for state in self.vm_states().values())
 
     def up(self, progress: Progress = quiet) -> None:
-        from k8slab.provision import provision
+        from k8slab.provision.runner import provision
 
         states = self.vm_states()
         present = {name: state for name, state in states.items() if state != "not_created"}
@@ -172,7 +172,7 @@ class VagrantLab(SshLab):
 
     def provision(self, progress: Progress = quiet) -> None:
         """Run the roles again on the running VMs (after a failure, or after editing a role)."""
-        from k8slab.provision import provision
+        from k8slab.provision.runner import provision
 
         if not self.is_up():
             raise LabStateError(f"the VMs of lab {self.spec.name!r} are not all running "

@@ -16,10 +16,10 @@ from typing import Any
 import jinja2
 
 from k8slab.errors import CommandFailedError, LabStateError
-from k8slab.spec import LabSpec
+from k8slab.paths import PROJECT_ROOT
+from k8slab.spec.model import LabSpec
 
 # The checkout holds the Vagrantfile, ansible/ and inventory/ beside src/; k8slab runs from it.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INVENTORY_TEMPLATE = PROJECT_ROOT / "inventory" / "hosts.yml.j2"
 INVENTORY_FILE = PROJECT_ROOT / "inventory" / "hosts.yml"
 

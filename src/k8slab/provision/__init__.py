@@ -1,0 +1,1 @@
+"""Provisioning the VirtualBox lab or existing machines: inventory, Ansible variables, ansible-runner."""

@@ -1,0 +1,1 @@
+"""Teaching: the trace explanation and the tutorial's walkthrough."""
