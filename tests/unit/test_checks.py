@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from factsbuilder import healthy, link_down, pod_ip, with_route, without_route
 
-from k8slab.cli.verify_cmds import junit_xml
 from k8slab.labs.base import Pod, Result
+from k8slab.render.junit import junit_xml
 from k8slab.spec.expect import hops_from_pod, node_interfaces, node_routes
 from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, load_spec, parse_spec
 from k8slab.verify import checks, diagnose

@@ -103,3 +103,26 @@ def test_chromium_renders_the_table_and_the_svg(spec, tmp_path):
     assert len(re.findall(r'<tr class="check (?:ok|fail)">', dom)) == len(results)
     assert re.search(r'<div class="diagram" id="diagram"><svg ', dom)
     assert spec.control_plane.name in dom
+
+
+def test_failures_and_their_causes_open_the_page_with_code_as_code(spec):
+    n1, n2 = spec.workers[0], spec.workers[1]
+    results = [*recorded_results(spec),
+               CheckResult("routes", f"{n1.name} routes {n2.pod_subnet}", "a route", "none", False,
+                           f"flannel has not run on {n1.name}: run `ip route` on it", n1.name)]
+    page = build_html(spec, "netns", results, None, label="Ada Lovelace, pc-12")
+    failures = page.index('<ol id="failures">')
+    assert failures < page.index('id="nodes"') < page.index('id="checks"')
+    listed = re.findall(r"<li><strong>(.*?)</strong>", page[failures:page.index("</ol>", failures)])
+    assert listed == [r.name for r in results if not r.ok]
+    assert "run <code>ip route</code> on it" in page and "`ip route`" not in page
+    assert '<p class="label" id="label">Ada Lovelace, pc-12</p>' in page and "— Ada Lovelace, pc-12</title>" in page
+    assert "&lt;flannel&gt; not running?" in page  # escaped before backticks become <code>
+
+
+def test_a_passing_report_lists_no_failures_and_an_unpaired_backtick_stays(spec):
+    ok = [r for r in recorded_results(spec) if r.ok]
+    page = build_html(spec, "netns", ok, None)
+    assert 'id="failures"' not in page and 'id="label"' not in page
+    odd = [CheckResult("routes", "r", "a", "b", False, "a stray ` here", None)]
+    assert "a stray ` here" in build_html(spec, "netns", odd, None)

@@ -1,5 +1,7 @@
 """`k8slab verify --html`: one self-contained page (inline CSS, inline SVG, no external URL) for a
-teacher to collect: the lab, every check with expected/observed and the likely cause, the diagram.
+teacher to collect: who and where (--label), the failures and their causes first, then every check
+with expected/observed and the likely cause, and the diagram. Text quoting a command in backticks
+(`ip route`) is shown as code.
 
 build_html is pure; render_html reads the live lab for the diagram and never fails the report
 because of it (a missing Graphviz or an unreachable node becomes a note on the page).
@@ -24,7 +26,8 @@ _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
        margin: 2em auto; max-width: 1200px; padding: 0 1em; }
 h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
-.meta { color: #666; }
+.meta { color: #666; } .label { font-size: 1.2em; font-weight: bold; margin: .2em 0; }
+#failures li { margin-bottom: .5em; } code { background: #f3f3f3; padding: 0 .2em; border-radius: 3px; }
 .verdict { display: inline-block; padding: .35em .8em; border-radius: 4px; font-weight: bold; color: white; }
 .verdict.pass { background: #2e7d32; } .verdict.fail { background: #c62828; }
 table { border-collapse: collapse; width: 100%; font-size: .93em; }
@@ -45,6 +48,14 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _prose(value: object) -> str:
+    """Escaped text whose `backticked` parts (commands, addresses in hints) become <code>."""
+    parts = _e(value).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: keep it as written
+        return _e(value)
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
 def inline_svg(svg: str) -> str:
     """Graphviz's SVG file made fit to sit inside HTML: no XML prolog, doctype or comments."""
     svg = re.sub(r"<\?xml[^>]*\?>", "", svg)
@@ -54,7 +65,7 @@ def inline_svg(svg: str) -> str:
 
 
 def build_html(spec: LabSpec, backend: str, results: Sequence[CheckResult], svg: str | None,
-               note: str = "", generated: str = "") -> str:
+               note: str = "", generated: str = "", label: str = "") -> str:
     passed = sum(1 for r in results if r.ok)
     failed = len(results) - passed
     ok = failed == 0 and bool(results)
@@ -62,13 +73,15 @@ def build_html(spec: LabSpec, backend: str, results: Sequence[CheckResult], svg:
                f"FAIL: {failed} of {len(results)} checks do not match the tutorial" if results else
                "no checks were run")
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-           f"<title>k8slab report: lab {_e(spec.name)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
+           f"<title>k8slab report: lab {_e(spec.name)}{' — ' + _e(label) if label else ''}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
            f"<h1>k8slab verification of lab {_e(spec.name)}</h1>",
+           *([f'<p class="label" id="label">{_e(label)}</p>'] if label else []),
            f'<p class="meta">backend {_e(backend)} &middot; spec {_e(spec.source)} &middot; flannel '
            f"{_e(spec.cni_backend)} on {_e(spec.cni_interface)} &middot; pod CIDR {_e(spec.pod_cidr)}"
            + (f" &middot; generated {_e(generated)}" if generated else "") + "</p>",
            (f'<p><span class="verdict {"pass" if ok else "fail"}" id="verdict">{_e(verdict)}</span> '
            f'<span class="meta">{passed} passed, {failed} failed</span></p>'),
+           *_failures(results),
            "<h2>Nodes</h2>", ('<table id="nodes"><thead><tr><th>node</th><th>role</th><th>eth1 (host-only)</th>'
            "<th>pod subnet</th><th>cni0 gateway</th></tr></thead><tbody>")]
     for n in spec.nodes:
@@ -94,7 +107,7 @@ def build_html(spec: LabSpec, backend: str, results: Sequence[CheckResult], svg:
             cls, mark = ("ok", "✓") if r.ok else ("fail", "✗")
             out.append(f'<tr class="check {cls}"><td class="mark">{mark}</td><td>{_e(r.name)}</td>'
                        f'<td class="value">{_e(r.expected)}</td><td class="value">{_e(r.observed)}</td>'
-                       f"<td>{_e(r.cause or '')}</td></tr>")
+                       f"<td>{_prose(r.cause or '')}</td></tr>")
     out.append("</tbody></table>")
 
     out.append("<h2>The lab</h2>")
@@ -106,7 +119,19 @@ def build_html(spec: LabSpec, backend: str, results: Sequence[CheckResult], svg:
     return "\n".join(out) + "\n"
 
 
-def render_html(lab: Lab, results: list[CheckResult]) -> str:
+def _failures(results: Sequence[CheckResult]) -> list[str]:
+    """The failures and their likely causes, above everything else: what a student fixes first."""
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return []
+    out = [f'<h2>Failures ({len(failed)})</h2>', '<ol id="failures">']
+    out += [f'<li><strong>{_e(r.name)}</strong><br>expected <code>{_e(r.expected)}</code>, observed '
+            f'<code>{_e(r.observed)}</code>' + (f"<br>likely cause: {_prose(r.cause)}" if r.cause else "") + "</li>"
+            for r in failed]
+    return out + ["</ol>"]
+
+
+def render_html(lab: Lab, results: list[CheckResult], label: str = "") -> str:
     """The report page for lab and the results `verify` just computed."""
     from k8slab.render import diagram
 
@@ -121,4 +146,4 @@ def render_html(lab: Lab, results: list[CheckResult]) -> str:
     except (K8slabError, OSError) as exc:
         note = f"the diagram could not be drawn: {exc}"
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return build_html(lab.spec, lab.backend, results, svg, note, generated)
+    return build_html(lab.spec, lab.backend, results, svg, note, generated, label)
