@@ -34,7 +34,7 @@ def results_text(results: Sequence[CheckResult], failed_only: bool = False, colu
     shown = ordered(results, failed_only)
     if not shown:
         return "no check failed" if results else "no checks were run"
-    tbl = console.grid(rows(shown), no_wrap=("",))
+    tbl = console.grid(rows(shown), no_wrap=("",), rule=True)
     text = console.render(tbl, columns)
     causes = [f"{console.mark(False)} {r.name}\n    likely cause: {r.cause}" for r in shown if not r.ok and r.cause]
     return text + ("\n\n" + "\n".join(causes) if causes else "")

@@ -38,9 +38,13 @@ def say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
+# Piped output is not wrapped (one row per line, for grep), unless COLUMNS says how wide.
+UNWRAPPED = 10_000
+
+
 def width() -> int:
-    """The terminal's width (COLUMNS when set, 100 when piped: wide enough to read, narrow enough to mail)."""
-    return shutil.get_terminal_size((100, 24)).columns
+    """The terminal's width, COLUMNS when set, or no limit when stdout is not a terminal."""
+    return shutil.get_terminal_size((UNWRAPPED, 24)).columns
 
 
 def progress_printer() -> Progress:
@@ -79,9 +83,11 @@ def render(renderable: object, columns: int | None = None) -> str:
     return "\n".join(line.rstrip() for line in out.getvalue().rstrip("\n").splitlines())
 
 
-def grid(rows: Sequence[dict[str, str | Text]], no_wrap: Sequence[str] = ()) -> Table:
-    """A table of rows (columns in the order of the first row's keys) whose long cells wrap in their column."""
-    tbl = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold", expand=False)
+def grid(rows: Sequence[dict[str, str | Text]], no_wrap: Sequence[str] = (), rule: bool = False) -> Table:
+    """A table of rows (columns in the order of the first row's keys) whose long cells wrap in their column;
+    without `rule`, a header line and rows only, as kubectl prints them."""
+    tbl = Table(box=box.SIMPLE_HEAD if rule else None, show_edge=False, pad_edge=False, header_style="bold",
+                expand=False)
     for col in rows[0]:
         tbl.add_column(col.upper(), overflow="fold", no_wrap=col in no_wrap)
     for r in rows:  # Text, not markup: an observed "[...]" is printed as it is
