@@ -23,7 +23,7 @@ from test_explain import (
 from k8slab.errors import LabStateError
 from k8slab.render import diagram
 from k8slab.render.diagram import SWITCH, build_dot, if_id, path_from_stops, pod_id, router_id
-from k8slab.spec.model import load_spec, parse_spec
+from k8slab.spec.model import HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, NAT_NETWORK, load_spec, parse_spec
 from k8slab.teach.explain import explain_trace, resolve_endpoint
 from k8slab.verify.traceroute import parse_traceroute
 
@@ -136,11 +136,60 @@ def test_unknown_output_format_is_refused_before_drawing(tmp_path):
     assert not (tmp_path / "lab.pdf").exists()
 
 
-def test_pod_route_lines_keep_the_pod_network_rows(spec):
+def test_route_lines_keep_default_connected_and_pod_rows(spec):
     n1, n2 = spec.workers[0], spec.workers[1]
     recorded = (f"default via 10.0.2.2 dev eth0\n"
                 f"10.0.2.0/24 dev eth0 proto kernel scope link src 10.0.2.15\n"
                 f"{n1.pod_subnet} dev cni0 proto kernel scope link src {n1.pod_gateway}\n"
                 f"{n2.pod_subnet} via {n2.ip} dev eth1\n"
                 f"{spec.host_only} dev eth1 proto kernel scope link src {n1.ip}\n")
-    assert diagram.pod_route_lines(spec, recorded) == [f"{n1.pod_subnet} dev cni0", f"{n2.pod_subnet} via {n2.ip} dev eth1"]
+    assert diagram.route_lines(recorded) == [
+        "default via 10.0.2.2 dev eth0", "10.0.2.0/24 dev eth0 src 10.0.2.15",
+        f"{n1.pod_subnet} dev cni0 src {n1.pod_gateway}", f"{n2.pod_subnet} via {n2.ip} dev eth1",
+        f"{spec.host_only} dev eth1 src {n1.ip}"]
+
+
+def test_spec_routing_table_shows_default_and_connected_routes(spec):
+    for node in spec.nodes:
+        lines = diagram.spec_route_lines(spec, node)
+        assert lines[0] == f"default via {NAT_GATEWAY} dev {NAT_IF}"
+        assert f"{NAT_NETWORK} dev {NAT_IF} src {NAT_ADDRESS}" in lines
+        assert f"{spec.host_only} dev {HOST_ONLY_IF} src {node.ip}" in lines
+        assert f"{node.pod_subnet} dev cni0" in lines
+        assert len(lines) == 3 + len(spec.nodes)  # default, two connected, own pod subnet, one per peer
+
+
+def test_node_titles_sit_below_the_node_so_no_link_crosses_them(spec):
+    dot = build_dot(spec)
+    titles = re.findall(r'subgraph "cluster_[^"]+" \{\n    graph \[(.*)\];', dot)
+    assert len(titles) == len(spec.nodes) and all('labelloc="b"' in t for t in titles)
+
+
+def test_a_lost_packet_is_marked_with_the_route_it_lacked(spec, pods):
+    # node-2 lost its route to node-1's pods: `ip route get` there answers with the default route on eth0.
+    n1, n2 = spec.workers[0], spec.workers[1]
+    routes = dict(CROSS_NODE_ROUTES, **{n2.name: "10.244.1.3 via 10.0.2.2 dev eth0 src 10.0.2.15 uid 0\n"})
+    lost_trace = CROSS_TRACE.splitlines()[0] + "\n 1  10.244.2.1  0.061 ms\n 2  * * *\n 3  * * *\n"
+    path = traced(spec, pods, "w-busybox-2", "w-httpd", lost_trace, CROSS_POD_ROUTE, routes)
+    assert path.elements[-3:] == (router_id(n2.name), if_id(n2.name, "eth0"), f"{n2.name}/nat")
+    assert path.lost_at == f"{n2.name}/nat" and path.lost_why.startswith("WRONG:")
+    assert path.missing == (n2.name, f"{n1.pod_subnet} via {n1.ip} dev eth1")
+    dot = build_dot(spec, pods, path)
+    assert f"{n2.name} lacks: {n1.pod_subnet} via {n1.ip} dev eth1" in dot
+    assert f'"{n2.name}/nat" -> "{diagram.LOST}"' in dot
+    # the mark sits in node-2's box, and node-2's table strikes out the missing row and marks the one used
+    box = dot[dot.index(f'subgraph "cluster_{n2.name}"'):]
+    assert box.index(f'"{diagram.LOST}" [label=') < box.index("  }")
+    assert f"<S>{n1.pod_subnet} via {n1.ip} dev eth1</S>" in dot
+    assert re.search(rf'COLOR="{diagram.HIGHLIGHT}"><B>default via {NAT_GATEWAY} dev eth0</B>', dot)
+
+
+def test_a_delivered_trace_has_no_lost_mark_and_every_diagram_a_legend(spec, pods):
+    path = traced(spec, pods, "w-busybox-2", "w-httpd", CROSS_TRACE, CROSS_POD_ROUTE, CROSS_NODE_ROUTES)
+    assert path.lost_at is None and path.missing is None
+    dot = build_dot(spec, pods, path)
+    assert f'"{diagram.LOST}"' not in dot
+    legend = dot[dot.index(f'"{diagram.LEGEND}" [label='):]
+    assert "lo: traffic a node sends to itself" in legend and "VirtualBox NAT (eth0)" in legend
+    assert "the traced packet" in legend
+    assert "the traced packet" not in build_dot(spec)  # no trace, no red in the legend

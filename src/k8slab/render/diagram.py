@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import shutil
 import subprocess
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -62,6 +63,9 @@ class Path_:
     hops: tuple[IPv4Address | None, ...] = ()
     title: str = ""
     dst: IPv4Address | None = None   # its routing-table row is marked on every node the packet crossed
+    lost_at: str | None = None       # a failed trace: the element where the packet was last seen
+    lost_why: str = ""               # why it went no further there
+    missing: tuple[str, str] | None = None   # (node, route line) the packet needed there and did not find
 
 
 def path_from_stops(spec: LabSpec, src, dst, stops, hops: Sequence[IPv4Address | None] = ()) -> Path_:
@@ -87,6 +91,8 @@ def path_from_stops(spec: LabSpec, src, dst, stops, hops: Sequence[IPv4Address |
             break
         ids.append(router_id(n))
         ids.append(if_id(n, route.dev))
+        if route.dev == NAT_IF:
+            ids.append(f"{n}/nat")  # out to VirtualBox's NAT: the packet leaves the lab here
         if route.dev == VXLAN_IF:
             ids.append(if_id(n, HOST_ONLY_IF))
         if route.dev in (HOST_ONLY_IF, VXLAN_IF):
@@ -94,7 +100,27 @@ def path_from_stops(spec: LabSpec, src, dst, stops, hops: Sequence[IPv4Address |
         elif route.dev == BRIDGE_IF and dst.pod:
             ids.append(pod_id(dst.pod))
     title = f"traced: {src.short} -> {dst.short}"
-    return Path_(tuple(ids), tuple(hops), title, dst.address)
+    lost = _where_lost(spec, src, dst, stops, ids)
+    return Path_(tuple(ids), tuple(hops), title, dst.address, *lost)
+
+
+def _where_lost(spec: LabSpec, src, dst, stops, ids: Sequence[str]) -> tuple[str | None, str, tuple[str, str] | None]:
+    """For a packet that did not reach dst: the last element it reached, why, and the route it lacked there."""
+    last = stops[-1] if stops else None
+    if last is None or (last.route is not None and last.route.local) or (dst.pod and ids and ids[-1] == pod_id(dst.pod)):
+        return None, "", None
+    if last.route is not None and last.route.via is None and last.route.dev == BRIDGE_IF and not dst.pod:
+        return None, "", None  # a node's own bridge answered: delivered
+    node = last.node or src.node
+    need = next((r for r in node_routes(spec, spec.node(node)) if dst.address in r.dest), None) if node else None
+    missing = (node, _route_line(need)) if need is not None else None
+    where = ids[-1] if ids else (pod_id(src.pod) if src.pod else router_id(node or ""))
+    return where, last.meaning, missing
+
+
+def _route_line(r) -> str:
+    """A RouteExpectation as `ip route` prints it (dest [via GW] dev IF)."""
+    return f"{r.dest}" + (f" via {r.via}" if r.via else "") + f" dev {r.dev}" + (" onlink" if r.onlink else "")
 
 
 def _q(s: str) -> str:
@@ -153,11 +179,12 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
         n = node.name
         role = "control plane" if node.is_control_plane else "worker"
         out.append(f"  subgraph {_q('cluster_' + n)} {{")
-        out.append(f"    graph {_attrs(label=_html_label(f'{n} ({role})', [f'pod subnet {node.pod_subnet}']), style='rounded,filled', fillcolor='#f3f3f3', color='#888888', fontsize=13, margin=12)};")
-        lines = list(routes.get(n, [])) if routes and n in routes else [
-            r.describe().removeprefix(f"{n} routes ").replace(" on ", " dev ") for r in node_routes(spec, node)]
+        out.append(f"    graph {_attrs(label=_html_label(f'{n} ({role})', [f'pod subnet {node.pod_subnet}']), style='rounded,filled', fillcolor='#f3f3f3', color='#888888', fontsize=13, margin=12, labelloc='b')};")
+        lines = list(routes.get(n, [])) if routes and n in routes else spec_route_lines(spec, node)
+        lacking = path.missing[1] if path and path.missing and path.missing[0] == n else None
+        lines = [line for line in lines if line != lacking]  # the trace proved it absent, whatever the spec says
         used = _used_route(lines, path.dst) if path and path.dst and router_id(n) in path.elements else None
-        table = _route_table(lines, badge(router_id(n)), used)
+        table = _route_table(lines, badge(router_id(n)), used, lacking)
         out.append(f"    {_q(router_id(n))} {_attrs(label=table, shape='plain', style='')};")
         ifaces = [(HOST_ONLY_IF, f"{node.ip}/{spec.host_only.prefixlen}"),
                   (BRIDGE_IF, f"{node.pod_gateway}/{node.pod_subnet.prefixlen}"),
@@ -182,6 +209,8 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
         nat = f"{n}/nat"
         nat_label = _html_label("VirtualBox NAT", [f"gateway {NAT_GATEWAY}", f"reaches {n} only"])
         out.append(f"    {_q(nat)} {_attrs(label=nat_label, fillcolor='white', style='dashed,rounded', fontsize=9, color='#999999')};")
+        if path and path.lost_at and _node_of(path.lost_at, pods) == n:
+            out += _lost_mark(path)  # inside the node's box, so its arrow crosses no title
         out.append("  }")
         edges += [(SWITCH, if_id(n, HOST_ONLY_IF), {})]
         if spec.cni_backend == "vxlan":
@@ -211,8 +240,55 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
         for key in missing:
             a, b = on_path[key]
             out.append(f"  {_q(a)} -> {_q(b)} {_attrs(color=HIGHLIGHT, penwidth='3.5', dir='forward', style='dashed', constraint='false')};")
+    if path and path.lost_at and _node_of(path.lost_at, pods) is None:
+        out += _lost_mark(path)
+    out += _legend(path is not None, spec.cni_backend == "vxlan")
+    # under the lab: hung below a node's NAT box, the lowest row of every node
+    out.append(f"  {_q(spec.nodes[len(spec.nodes) // 2].name + '/nat')} -> {_q(LEGEND)} {_attrs(style='invis')};")
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+LOST = "lost"
+
+
+def _node_of(element: str, pods: Sequence[Pod]) -> str | None:
+    """The lab node whose box holds a diagram element (None: the host or the host-only network)."""
+    if element.startswith("pod/"):
+        return next((p.node for p in pods if pod_id(p.name) == element), None)
+    head = element.split("/")[0]
+    return head if "/" in element else None
+
+
+def _lost_mark(path: Path_) -> list[str]:
+    """A red mark beside the element where a failed trace's packet was last seen: why, and the route it lacked."""
+    lines = textwrap.wrap(path.lost_why, 48)
+    if path.missing:
+        lines.append(f"{path.missing[0]} lacks: {path.missing[1]}")
+    label = _html_label("✗ packet lost here", lines)
+    return [f"  {_q(LOST)} {_attrs(label=label, shape='box', style='filled,bold', fillcolor='#fdecea', color=HIGHLIGHT, fontcolor=HIGHLIGHT, fontsize=10)};",
+            f"  {_q(str(path.lost_at))} -> {_q(LOST)} {_attrs(color=HIGHLIGHT, style='bold', dir='forward', arrowhead='dot')};"]
+
+
+LEGEND = "legend"
+
+
+def _legend(traced: bool, vxlan: bool) -> list[str]:
+    """What the line styles mean: a sample of each line beside its text, in one box under the lab."""
+    entries = [("#555555", "────", "a link: cable, veth, or the node's routing between its interfaces"),
+               ("#555555", "·······", "lo: traffic a node sends to itself, never on a wire"),
+               ("#555555", "- - - -", "each node's own VirtualBox NAT (eth0), not shared; a dashed box: made with the first pod")]
+    if vxlan:
+        entries.append(("#555555", "────", "UDP 8472: flannel.1 wraps pod packets in VXLAN, sent on eth1"))
+    if traced:
+        entries += [(HIGHLIGHT, "━━━▶", "the traced packet's path; hop N: who answered traceroute's Nth probe"),
+                    (HIGHLIGHT, "red row", "the routing-table row the kernel used; struck out: a row that is missing")]
+    rows = "".join(f'<TR><TD ALIGN="LEFT"><FONT COLOR="{color}"><B>{html.escape(sample)}</B></FONT></TD>'
+                   f'<TD ALIGN="LEFT">{html.escape(text)}</TD></TR>' for color, sample, text in entries)
+    table = (f'<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3" COLOR="#bbbbbb" BGCOLOR="white">'
+             f'<TR><TD COLSPAN="2" ALIGN="LEFT"><B>legend</B></TD></TR>{rows}</TABLE>>')
+    return [f"  {_q(LEGEND)} {_attrs(label=table, shape='plain', style='', fontsize=10)};",
+            ]
 
 
 def _path_pairs(elements: Sequence[str]) -> dict[frozenset[str], tuple[str, str]]:
@@ -223,20 +299,37 @@ def _path_pairs(elements: Sequence[str]) -> dict[frozenset[str], tuple[str, str]
     return pairs
 
 
+def spec_route_lines(spec: LabSpec, node) -> list[str]:
+    """The routing table the node has when the lab is as its spec says, in `ip route`'s order: the default
+    route (VirtualBox NAT), the connected networks of eth0 and eth1, cni0's pod subnet and flannel's routes."""
+    rows = [(IPv4Network("0.0.0.0/0"), f"default via {NAT_GATEWAY} dev {NAT_IF}"),
+            (NAT_NETWORK, f"{NAT_NETWORK} dev {NAT_IF} src {NAT_ADDRESS}"),
+            (spec.host_only, f"{spec.host_only} dev {HOST_ONLY_IF} src {node.ip}")]
+    rows += [(r.dest, _route_line(r)) for r in node_routes(spec, node)]
+    return [line for _, line in sorted(rows, key=lambda row: (row[0].prefixlen > 0, row[0]))]
+
+
+def _route_dest(line: str) -> IPv4Network | None:
+    word = (line.split() or [""])[0]
+    try:
+        return IPv4Network("0.0.0.0/0" if word == "default" else word)
+    except ValueError:
+        return None
+
+
 def _used_route(lines: Sequence[str], dst: IPv4Address) -> int | None:
-    """The row the kernel picks for dst: the longest prefix that holds it."""
+    """The row the kernel picks for dst: the longest prefix that holds it (the default route holds all)."""
     best: tuple[int, int] | None = None
     for i, line in enumerate(lines):
-        try:
-            net = IPv4Network(line.split()[0])
-        except (ValueError, IndexError):
+        net = _route_dest(line)
+        if net is None:
             continue
         if dst in net and (best is None or net.prefixlen > best[0]):
             best = (net.prefixlen, i)
     return best[1] if best else None
 
 
-def _route_table(lines: Sequence[str], badge: str, used: int | None = None) -> str:
+def _route_table(lines: Sequence[str], badge: str, used: int | None = None, lacking: str | None = None) -> str:
     head = '<TR><TD BGCOLOR="#444444"><FONT COLOR="white"><B>routing table</B></FONT></TD></TR>'
     if badge:
         head = f'<TR><TD><FONT COLOR="{HIGHLIGHT}"><B>{html.escape(badge)}</B></FONT></TD></TR>' + head
@@ -245,6 +338,10 @@ def _route_table(lines: Sequence[str], badge: str, used: int | None = None) -> s
         '</B></FONT></TD></TR>' if i == used else
         f'<TR><TD ALIGN="LEFT"><FONT FACE="Courier" POINT-SIZE="10">{html.escape(line)}</FONT></TD></TR>'
         for i, line in enumerate(lines)) or '<TR><TD>(no routes)</TD></TR>'
+    if lacking:  # the row a failed trace needed here: shown where it belongs, struck out
+        rows += (f'<TR><TD ALIGN="LEFT" BGCOLOR="#fdecea"><FONT FACE="Courier" POINT-SIZE="10" COLOR="{HIGHLIGHT}">'
+                 f'<S>{html.escape(lacking)}</S></FONT><FONT POINT-SIZE="9" COLOR="{HIGHLIGHT}"><B> missing</B>'
+                 '</FONT></TD></TR>')
     return f'<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="4" BGCOLOR="white" COLOR="#444444">{head}{rows}</TABLE>>'
 
 
@@ -258,22 +355,21 @@ def _element_of(spec: LabSpec, pods: Sequence[Pod], addr: IPv4Address | None) ->
     return if_id(owned[0].name, owned[1]) if owned else None
 
 
-def pod_route_lines(spec: LabSpec, ip_route_output: str) -> list[str]:
-    """The pod-network rows of `ip -4 route show`, shortened to what the picture needs (dest, via, dev)."""
+def route_lines(ip_route_output: str) -> list[str]:
+    """Every row of `ip -4 route show` (default, connected, pod network), shortened to dest, via, dev and,
+    for a connected network, the node's own address on it (src)."""
     rows = []
     for line in ip_route_output.splitlines():
         words = line.split()
-        try:
-            dest = IPv4Network(words[0])
-        except (ValueError, IndexError):
-            continue
-        if not dest.subnet_of(spec.pod_cidr):
+        if _route_dest(line) is None:
             continue
         keep = [words[0]]
         for key in ("via", "dev"):
             if key in words[:-1]:
                 keep += [key, words[words.index(key) + 1]]
         keep += ["onlink"] if "onlink" in words else []
+        if "src" in words[:-1] and "via" not in words:
+            keep += ["src", words[words.index("src") + 1]]
         rows.append(" ".join(keep))
     return rows
 
@@ -283,7 +379,7 @@ def live_dot(lab, path: Path_ | None = None) -> str:
     routes = {}
     for node in lab.spec.nodes:
         r = lab.node_run(node.name, ["ip", "-4", "route", "show"], timeout=15)
-        routes[node.name] = pod_route_lines(lab.spec, r.stdout) if r.ok else [f"(ip route failed: {r.stderr.strip()})"]
+        routes[node.name] = route_lines(r.stdout) if r.ok else [f"(ip route failed: {r.stderr.strip()})"]
     return build_dot(lab.spec, lab.pods(), path, routes)
 
 
