@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import import_module
+from importlib import import_module, metadata
 
 from k8slab.errors import K8slabError
 
@@ -12,11 +12,23 @@ from k8slab.errors import K8slabError
 COMMAND_MODULES = ("lab_cmds", "vagrant_cmds", "pod_cmds", "verify_cmds", "tutorial_cmds")
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml's), the package's own when not installed."""
+    try:
+        return metadata.version("k8slab")
+    except metadata.PackageNotFoundError:
+        from k8slab import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="k8slab",
         description="Bring up the pod-to-pod tracing tutorial's Kubernetes lab and verify its network.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                        help="print k8slab's version and exit")
     parser.add_argument("--spec", default="lab.yaml", metavar="FILE", help="lab spec (default: ./lab.yaml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

@@ -19,17 +19,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=BACKENDS)
     p.set_defaults(func=cmd_walkthrough)
 
-    p = sub.add_parser("trace", help="trace from SRC to DST and explain every hop (pod names, node names, addresses)")
+    p = sub.add_parser("trace", help="trace from SRC to DST and explain every hop (pod names, node names, addresses)",
+                       description="Run traceroute -n from SRC to DST, read `ip route get` on the way, and explain "
+                                   "which route sent the packet where. Exit status 1 if the path is not the "
+                                   "tutorial's.",
+                       epilog="examples:\n  k8slab trace busybox httpd          pod to pod (names from `k8slab pod list`)\n"
+                              "  k8slab trace controlplane node-1    node to node\n"
+                              "  k8slab trace busybox 10.244.1.5 --no-capture",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", metavar="SRC", help="a pod or node to trace from")
     p.add_argument("dst", metavar="DST", help="a pod, node or address to trace to")
     p.add_argument("--no-capture", action="store_true", help="skip the short tcpdump on the destination's eth1")
-    p.add_argument("--backend", choices=BACKENDS)
+    p.add_argument("--backend", choices=BACKENDS, help="which lab (default: whichever of this spec is up)")
     p.set_defaults(func=cmd_trace)
 
-    p = sub.add_parser("diagram", help="draw the lab (nodes, interfaces, pods, routes) as SVG or PNG")
+    p = sub.add_parser("diagram", help="draw the lab (nodes, interfaces, pods, routes) as SVG or PNG",
+                       description="Draw the lab like the tutorial's figures: each node with its interfaces and "
+                                   "routing table, its pods, the host-only network. With --trace, the path of a "
+                                   "packet in red, and where it was lost if it was.",
+                       epilog="examples:\n  k8slab diagram -o lab.svg\n  k8slab diagram -o path.png --trace busybox httpd",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="lab.svg or lab.png")
     p.add_argument("--trace", nargs=2, metavar=("SRC", "DST"), help="highlight the path of a trace from SRC to DST")
-    p.add_argument("--backend", choices=BACKENDS)
+    p.add_argument("--backend", choices=BACKENDS, help="which lab (default: whichever of this spec is up)")
     p.set_defaults(func=cmd_diagram)
 
 
