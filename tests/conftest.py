@@ -7,9 +7,10 @@ import os
 
 import pytest
 
-# Options of the acceptance suite (--lab-backend, --lab-inventory, --spec) must be known before pytest
-# parses the command line, which tests/acceptance/conftest.py is too late for under `pytest tests/`.
-pytest_plugins = ["acceptance.lab_selection"]
+# The lab's options and fixtures (--spec, --lab-backend, lab, spec...) come from k8slab's pytest plugin,
+# which the installed package registers (pyproject.toml, pytest11); naming it here keeps the suite working
+# with PYTEST_DISABLE_PLUGIN_AUTOLOAD, and under the entry point's own name it is registered once.
+pytest_plugins = ["k8slab.pytest_plugin"]
 
 _skipped: list[str] = []
 

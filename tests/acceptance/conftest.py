@@ -2,26 +2,18 @@
 
 Tests are parametrized from the spec at collection time (per node, per expected interface and
 route, per ordered node pair), so a 5-node lab gets its tests for free and every test id reads
-like the check it makes. Which lab: see lab_selection.py.
+like the check it makes. Which lab, and the `spec`, `lab` and `passes` fixtures: k8slab's pytest plugin
+(src/k8slab/pytest_plugin.py), the same one a teacher's own test file gets.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from acceptance.lab_selection import resolve  # the plugin's own module: one LabTarget per session
 from k8slab.labs.base import Lab, Pod
+from k8slab.pytest_plugin import spec_or_fail
 from k8slab.spec.expect import node_interfaces, node_routes
-from k8slab.spec.model import LabSpec
 from k8slab.verify import checks
-
-
-def _spec_or_fail(config: pytest.Config) -> LabSpec:
-    target = resolve(config)
-    if target.error:
-        pytest.fail(f"the acceptance suite cannot start: {target.error}", pytrace=False)
-    assert target.spec is not None
-    return target.spec
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -29,7 +21,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     wanted = names & {"interface_exp", "route_exp", "node", "worker", "node_pair", "kube_check", "address_slot"}
     if not wanted:
         return
-    spec = _spec_or_fail(metafunc.config)
+    spec = spec_or_fail(metafunc.config)
     if "interface_exp" in names:
         exps = [e for n in spec.nodes for e in node_interfaces(spec, n, has_pods=True)]
         metafunc.parametrize("interface_exp", exps, ids=[checks.interface_name(e) for e in exps])
@@ -54,41 +46,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "kube_check" in names:
         kube_names = checks.kubernetes_names(spec)
         metafunc.parametrize("kube_check", kube_names, ids=kube_names)
-
-
-@pytest.fixture(scope="session")
-def passes():
-    """Assert a CheckResult passed; on failure show just its message (expected, observed, likely cause)."""
-    def check(result: checks.CheckResult) -> None:
-        if not result.ok:
-            pytest.fail(result.message, pytrace=False)
-    return check
-
-
-@pytest.fixture(scope="session")
-def spec(request: pytest.FixtureRequest) -> LabSpec:
-    return _spec_or_fail(request.config)
-
-
-@pytest.fixture(scope="session")
-def lab(request: pytest.FixtureRequest, spec: LabSpec):
-    """The lab that is up; in CI with none up, the spec's emulated lab, built now and destroyed after."""
-    target = resolve(request.config)
-    if target.skip_reason:
-        pytest.skip(target.skip_reason)
-    lab: Lab = target.lab
-    if not target.bring_up:
-        yield lab
-        return
-    problem = type(lab).unavailable_reason()
-    if problem:
-        pytest.fail(f"CI=true and no lab is up, and the emulated lab cannot be built here: {problem}", pytrace=False)
-    lab.destroy()  # leftovers of a crashed earlier run of the same lab
-    try:
-        lab.up()
-        yield lab
-    finally:
-        lab.destroy()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,232 @@
+"""k8slab as a pytest plugin: any test file, in this repository or a teacher's folder, can check a lab.
+
+Installed with k8slab (the `pytest11` entry point in pyproject.toml), so pytest loads it in every run:
+
+    pytest --k8slab-spec lab.yaml my_checks.py
+
+Options (each also from the environment):
+  --k8slab-spec / --spec FILE           K8SLAB_SPEC       the lab spec (default: lab.yaml in pytest's rootdir)
+  --k8slab-backend / --lab-backend B    K8SLAB_BACKEND    netns | vagrant | ssh (default: the lab of the spec that is up)
+  --k8slab-inventory / --lab-inventory  K8SLAB_INVENTORY  an existing cluster, from an Ansible inventory (SSH)
+
+Fixtures: `spec` (the LabSpec), `lab` (the running Lab), `node_hosts` / `pod_hosts` (name -> testinfra
+Host), and the spec's expectations: `expected_interfaces`, `expected_routes` (node -> list), and
+`expected_hops` (a function: source pod, destination pod -> the addresses traceroute must show).
+
+No lab up: in CI (CI=true) the spec's emulated lab is brought up for the session and destroyed at
+the end; elsewhere the tests that use the lab are skipped with the command that starts one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+
+from k8slab.errors import K8slabError
+from k8slab.labs.base import Lab
+from k8slab.labs.registry import BACKENDS, open_lab, running_lab
+from k8slab.spec.expect import InterfaceExpectation, RouteExpectation, hops_from_pod, node_interfaces, node_routes
+from k8slab.spec.model import LabSpec, load_spec
+
+KUBERNETES_MARK = "kubernetes"
+LAB_FIXTURES = frozenset({"lab", "node_hosts", "pod_hosts"})
+_KEY = pytest.StashKey["LabTarget"]()
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@dataclass
+class LabTarget:
+    spec: LabSpec | None = None
+    lab: Lab | None = None
+    bring_up: bool = False        # CI with no lab up: the session makes (and removes) the emulated lab
+    skip_reason: str | None = None
+    error: str | None = None      # the spec or the options are wrong: every test using the lab errors with this
+
+    def describe(self) -> str:
+        if self.error:
+            return f"k8slab lab: none ({self.error.splitlines()[0]})"
+        assert self.spec is not None
+        where = f"lab {self.spec.name!r} from {self.spec.source}"
+        if self.skip_reason:
+            return f"k8slab {where}: not up; tests that use it will be skipped"
+        assert self.lab is not None
+        how = "brought up for this session (CI) and destroyed after" if self.bring_up else "already up"
+        return f"k8slab {where}: {self.lab.backend} backend, {how}"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("k8slab", "k8slab: the lab the tests check")
+    group.addoption("--k8slab-spec", "--spec", dest="lab_spec", metavar="FILE",
+                    default=os.environ.get("K8SLAB_SPEC") or None,
+                    help="lab spec (default: lab.yaml in pytest's rootdir); env K8SLAB_SPEC")
+    group.addoption("--k8slab-backend", "--lab-backend", dest="lab_backend", choices=(*BACKENDS, "ssh"),
+                    default=os.environ.get("K8SLAB_BACKEND") or None,
+                    help="netns (emulated), vagrant (VirtualBox) or ssh (with --k8slab-inventory); env "
+                         "K8SLAB_BACKEND; default: the lab of the spec that is up")
+    group.addoption("--k8slab-inventory", "--lab-inventory", dest="lab_inventory", metavar="FILE",
+                    default=os.environ.get("K8SLAB_INVENTORY") or None,
+                    help="check an existing cluster listed in this Ansible inventory (SSH); env K8SLAB_INVENTORY")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{KUBERNETES_MARK}: needs a Kubernetes API (VirtualBox lab or an existing "
+                                       "cluster); deselected on the emulated lab")
+    config.addinivalue_line("markers", "check_name(fn): node -> the check's name, the id of a per-node test")
+
+
+def spec_path(config: pytest.Config) -> Path:
+    given = config.getoption("lab_spec")
+    if not given:
+        return config.rootpath / "lab.yaml"
+    path = Path(given)
+    return path if path.is_absolute() or path.exists() else config.rootpath / path
+
+
+def resolve(config: pytest.Config) -> LabTarget:
+    """Decide once per session which lab is under test; nothing is built here."""
+    if _KEY in config.stash:
+        return config.stash[_KEY]
+    target = LabTarget()
+    config.stash[_KEY] = target
+    try:
+        target.spec = load_spec(spec_path(config))
+        backend, inventory = config.getoption("lab_backend"), config.getoption("lab_inventory")
+        if inventory or backend == "ssh":
+            if not inventory:
+                raise K8slabError("--k8slab-backend ssh needs --k8slab-inventory FILE (or K8SLAB_INVENTORY)")
+            from k8slab.labs.ssh import SshLab
+
+            target.lab = SshLab.from_inventory(target.spec, Path(inventory))
+            return target
+        try:
+            target.lab = running_lab(target.spec, backend)
+        except K8slabError as exc:
+            if in_ci() and backend in (None, "netns"):
+                target.lab, target.bring_up = open_lab(target.spec, "netns"), True
+            else:
+                target.skip_reason = f"these tests check a running lab, and {exc}; then run pytest again"
+    except K8slabError as exc:
+        target.error = str(exc)
+    return target
+
+
+def _uses_lab(items: list[pytest.Item]) -> bool:
+    return any(LAB_FIXTURES & set(getattr(i, "fixturenames", ())) for i in items)
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """Which lab the collected tests check (said only when some test uses it: `pytest tests/unit` probes nothing)."""
+    if not _uses_lab(items):
+        return []
+    from k8slab.verify.checks import has_kubernetes
+
+    target = resolve(config)
+    lines = [target.describe()]
+    if target.lab is not None and not has_kubernetes(target.lab):
+        lines.append(f"k8slab: Kubernetes-facts tests deselected: the {target.lab.backend} lab has no Kubernetes API "
+                     "(no kubectl); they run on the VirtualBox lab or an existing cluster")
+    return lines
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not any(item.get_closest_marker(KUBERNETES_MARK) for item in items):
+        return
+    from k8slab.verify.checks import has_kubernetes
+
+    target = resolve(config)
+    if target.lab is None or has_kubernetes(target.lab):
+        return
+    keep = [i for i in items if not i.get_closest_marker(KUBERNETES_MARK)]
+    dropped = [i for i in items if i.get_closest_marker(KUBERNETES_MARK)]
+    config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
+
+
+def spec_or_fail(config: pytest.Config) -> LabSpec:
+    target = resolve(config)
+    if target.error:
+        pytest.fail(f"k8slab cannot start: {target.error}", pytrace=False)
+    assert target.spec is not None
+    return target.spec
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def spec(request: pytest.FixtureRequest) -> LabSpec:
+    """The lab spec under test (validated)."""
+    return spec_or_fail(request.config)
+
+
+@pytest.fixture(scope="session")
+def lab(request: pytest.FixtureRequest, spec: LabSpec):
+    """The lab that is up; in CI with none up, the spec's emulated lab, built now and destroyed after."""
+    target = resolve(request.config)
+    if target.skip_reason:
+        pytest.skip(target.skip_reason)
+    lab: Lab = target.lab
+    if not target.bring_up:
+        yield lab
+        return
+    problem = type(lab).unavailable_reason()
+    if problem:
+        pytest.fail(f"CI=true and no lab is up, and the emulated lab cannot be built here: {problem}", pytrace=False)
+    lab.destroy()  # leftovers of a crashed earlier run of the same lab
+    try:
+        lab.up()
+        yield lab
+    finally:
+        lab.destroy()
+
+
+@pytest.fixture(scope="session")
+def passes():
+    """Assert a CheckResult passed; on failure show just its message (expected, observed, likely cause)."""
+    def check(result) -> None:
+        if not result.ok:
+            pytest.fail(result.message, pytrace=False)
+    return check
+
+
+@pytest.fixture(scope="session")
+def node_hosts(lab: Lab) -> dict[str, object]:
+    """Node name -> testinfra Host running its commands on that node."""
+    return {n.name: lab.testinfra_host(n.name) for n in lab.spec.nodes}
+
+
+@pytest.fixture
+def pod_hosts(lab: Lab) -> dict[str, object]:
+    """Pod name -> testinfra Host running its commands in that pod, for the pods running now."""
+    from k8slab.labs.command_host import pod_host
+
+    return {p.name: pod_host(lab, p.name) for p in lab.pods()}
+
+
+@pytest.fixture(scope="session")
+def expected_interfaces(spec: LabSpec) -> dict[str, list[InterfaceExpectation]]:
+    """Node name -> the interfaces and addresses it must have (cni0 included: it exists once a pod ran there)."""
+    return {n.name: node_interfaces(spec, n, has_pods=True) for n in spec.nodes}
+
+
+@pytest.fixture(scope="session")
+def expected_routes(spec: LabSpec) -> dict[str, list[RouteExpectation]]:
+    """Node name -> the pod-network routes it must have: its own pod subnet on cni0, each peer's via flannel."""
+    return {n.name: node_routes(spec, n, has_pods=True) for n in spec.nodes}
+
+
+@pytest.fixture
+def expected_hops(lab: Lab) -> Callable[[str, str], list[IPv4Address]]:
+    """(source pod, destination pod) -> the addresses `traceroute -n` from the source must show, in order."""
+    def hops(src: str, dst: str) -> list[IPv4Address]:
+        source, target = lab.pod(src), lab.pod(dst)
+        return [h.address for h in hops_from_pod(lab.spec, lab.spec.node(source.node), target.ip)]
+    return hops
