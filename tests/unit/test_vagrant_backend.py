@@ -15,14 +15,15 @@ import yaml
 from sshd_nodes import missing_tools, sshd_nodes
 
 from k8slab.errors import CommandFailedError, LabStateError
+from k8slab.labs.base import Container, PodState, default_containers
 from k8slab.labs.ssh import (
-    CLIENT_IMAGE,
-    SERVER_IMAGES,
+    IMAGE_TAGS,
+    KEEP_ALIVE,
     SshLab,
     kubectl_run_args,
     parse_node_readiness,
+    parse_pod_states,
     parse_pods,
-    pod_image,
 )
 from k8slab.labs.vagrant import VagrantLab, _availability, hint_for, machine_readable_error, vagrant_version
 from k8slab.provision.inventory import write_inventory
@@ -135,22 +136,45 @@ def test_inventory_missing_a_node_is_refused(tmp_path):
 # pods through kubectl: what is sent and how the answers are read
 
 def test_pod_images_follow_the_tutorial():
-    assert pod_image("httpd") == (SERVER_IMAGES["httpd"], [])
-    assert pod_image("httpd-2") == (SERVER_IMAGES["httpd"], [])
-    assert pod_image("w-nginx") == (SERVER_IMAGES["nginx"], [])
-    image, command = pod_image("client")
-    assert image == CLIENT_IMAGE and command  # busybox must be kept alive
-    assert pod_image("httpdx")[0] == CLIENT_IMAGE
-    assert pod_image("w-busybox-2")[0] == CLIENT_IMAGE
+    assert default_containers("httpd") == (Container("httpd", "httpd"),)
+    assert default_containers("httpd-2")[0].image == "httpd"
+    assert default_containers("w-nginx")[0].image == "nginx"
+    assert default_containers("client") == (Container("client", "busybox"),)
+    assert default_containers("httpdx")[0].image == "busybox"
+    assert default_containers("w-busybox-2")[0].image == "busybox"
+
+
+def _overrides(args: list[str]) -> dict:
+    return json.loads(next(a for a in args if a.startswith("--overrides=")).split("=", 1)[1])
 
 
 def test_kubectl_run_pins_the_pod_to_the_node():
     node = SPEC.workers[-1].name
     args = kubectl_run_args("client", node)
-    overrides = next(a for a in args if a.startswith("--overrides="))
-    assert json.loads(overrides.split("=", 1)[1]) == {"spec": {"nodeSelector": {"kubernetes.io/hostname": node}}}
-    assert args[:2] == ["run", "client"] and f"--image={CLIENT_IMAGE}" in args
-    assert args[args.index("--") + 1:] == pod_image("client")[1]
+    assert args[:2] == ["run", "client"] and f"--image={IMAGE_TAGS['busybox']}" in args
+    assert _overrides(args) == {"apiVersion": "v1", "spec": {
+        "nodeSelector": {"kubernetes.io/hostname": node},
+        "containers": [{"name": "client", "image": IMAGE_TAGS["busybox"], "command": KEEP_ALIVE}]}}
+
+
+def test_kubectl_run_renders_every_container_of_the_pod():
+    node = SPEC.workers[0].name
+    containers = (Container("web", "nginx"), Container("sidecar", "busybox"),
+                  Container("probe", "curlimages/curl:8.8.0", ("sleep", "3600")))
+    spec = _overrides(kubectl_run_args("web", node, containers))["spec"]
+    assert spec["nodeSelector"] == {"kubernetes.io/hostname": node}
+    assert spec["containers"] == [
+        {"name": "web", "image": IMAGE_TAGS["nginx"]},  # a server keeps its image's own command
+        {"name": "sidecar", "image": IMAGE_TAGS["busybox"], "command": KEEP_ALIVE},
+        {"name": "probe", "image": "curlimages/curl:8.8.0", "command": ["sleep", "3600"]},
+    ]
+
+
+def test_pod_states_read_like_kubectl_get_pods():
+    data = json.loads((DATA / "kubectl-get-pods-containers.json").read_text())
+    states = parse_pod_states(json.dumps(data))
+    assert states == {"web": PodState(2, 2, "Running"), "half": PodState(1, 2, "CrashLoopBackOff"),
+                      "pulling": PodState(0, 1, "ContainerCreating"), "done": PodState(0, 1, "Completed")}
 
 
 def test_pods_and_readiness_from_kubectl_json():
@@ -208,7 +232,7 @@ def test_plan_lists_every_vm_from_the_spec():
 
 def test_client_pod_command_stays_up_and_exits_on_sigterm():
     # what kubectl delete sends to the pod's PID 1; busybox's sh runs this the same as dash here
-    proc = subprocess.Popen(pod_image("client")[1])
+    proc = subprocess.Popen(KEEP_ALIVE)
     try:
         with pytest.raises(subprocess.TimeoutExpired):
             proc.wait(timeout=0.5)

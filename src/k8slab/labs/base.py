@@ -41,6 +41,34 @@ class Pod:
     ip: IPv4Address
 
 
+# The tutorial's images by the name a pod is given when no image is: a server if a dash-separated word
+# of the name is one ("httpd", "w-httpd", "nginx-2"), else busybox (a shell with traceroute, ping, wget).
+CLIENT_IMAGE = "busybox"
+SERVER_IMAGES = ("httpd", "nginx")
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container of a pod. An empty command runs the image's own (a server, or a shell kept alive)."""
+    name: str
+    image: str
+    command: tuple[str, ...] = ()
+
+
+def default_containers(pod: str) -> tuple[Container, ...]:
+    """`kubectl run POD` names its one container after the pod; the image follows the pod's name."""
+    image = next((word for word in pod.split("-") if word in SERVER_IMAGES), CLIENT_IMAGE)
+    return (Container(pod, image),)
+
+
+@dataclass(frozen=True)
+class PodState:
+    """What `kubectl get pods` shows beyond name, node and address: READY x/y and STATUS."""
+    ready: int
+    total: int
+    status: str  # Running, Completed, Error, Unknown (the lab lost the pod's namespace) ...
+
+
 def node_row(node: Node) -> dict[str, str]:
     """The columns every node table starts with (`status` on each backend, `spec`), so they line up."""
     return {"node": node.name, "role": node.role, HOST_ONLY_IF: str(node.ip), "pod subnet": str(node.pod_subnet)}
@@ -90,8 +118,9 @@ class Lab(abc.ABC):
 
     # pods
     @abc.abstractmethod
-    def pod_start(self, name: str, node: str) -> Pod:
-        """Start a pod pinned to node and wait until it has an address. LabStateError if the name is taken."""
+    def pod_start(self, name: str, node: str, containers: Sequence[Container] = ()) -> Pod:
+        """Start a pod pinned to node and wait until it has an address and its containers run. No containers
+        means default_containers(name). LabStateError if the name is taken."""
 
     @abc.abstractmethod
     def pod_delete(self, name: str) -> None:
@@ -101,8 +130,12 @@ class Lab(abc.ABC):
     def pods(self) -> list[Pod]: ...
 
     @abc.abstractmethod
-    def pod_run(self, name: str, argv: Sequence[str], timeout: float = 30) -> Result:
-        """Run a command inside the pod (traceroute, ping, wget...)."""
+    def pod_run(self, name: str, argv: Sequence[str], timeout: float = 30, container: str | None = None) -> Result:
+        """Run a command inside the pod (traceroute, ping, wget...), in its first container unless one is named."""
+
+    def pod_states(self) -> dict[str, PodState]:
+        """Pod name -> READY and STATUS; backends that know better override this."""
+        return {p.name: PodState(1, 1, "Running") for p in self.pods()}
 
     # shared helpers
     def pod(self, name: str) -> Pod:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
-from k8slab.labs.base import Lab, Pod, Progress, Result, node_row, quiet
+from k8slab.labs.base import Container, Lab, Pod, PodState, Progress, Result, default_containers, node_row, quiet
 from k8slab.provision.inventory import SshEndpoint, endpoints_for, endpoints_from_inventory, ssh_config_text
 from k8slab.spec.model import LabSpec
 
@@ -30,10 +30,10 @@ if TYPE_CHECKING:
 # kubeadm writes the cluster-admin kubeconfig here on the control plane; reading it as root avoids
 # depending on whether provisioning also copied it to the login user's ~/.kube.
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
-# The tutorial's images. busybox has traceroute, ping, wget and nc, so it is what every pod runs
-# unless its name asks for one of the tutorial's servers.
-CLIENT_IMAGE = "busybox:1.36"
-SERVER_IMAGES = {"httpd": "httpd:2.4", "nginx": "nginx:latest"}
+# The images the lab's pods name, pinned; any other image goes to the registry as named.
+IMAGE_TAGS = {"busybox": "busybox:1.36", "alpine": "alpine:3.20", "httpd": "httpd:2.4", "nginx": "nginx:1.27"}
+# Images whose own command is a shell that exits at once; k8slab keeps them running to exec into.
+SHELL_IMAGES = ("busybox", "alpine")
 # busybox's PID 1 would ignore SIGTERM and make every delete wait out the grace period; this exits on it.
 KEEP_ALIVE = ["sh", "-c", "trap 'kill $! 2>/dev/null; exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
 POD_READY_TIMEOUT = 180
@@ -42,21 +42,25 @@ RC_TIMEOUT = 124
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
-def pod_image(name: str) -> tuple[str, list[str]]:
-    """The image and command of a pod: a tutorial server if a dash-separated word of its name is one
-    ("httpd", "w-httpd", "nginx-2"), else busybox kept alive to run traceroute and friends."""
-    for word in name.split("-"):
-        if word in SERVER_IMAGES:
-            return SERVER_IMAGES[word], []
-    return CLIENT_IMAGE, KEEP_ALIVE
+def image_ref(image: str) -> str:
+    return IMAGE_TAGS.get(image, image)
 
 
-def kubectl_run_args(name: str, node: str) -> list[str]:
-    """`kubectl run` arguments for a pod pinned to node, as the tutorial pins httpd to node-1."""
-    image, command = pod_image(name)
-    overrides = json.dumps({"spec": {"nodeSelector": {"kubernetes.io/hostname": node}}})
-    args = ["run", name, f"--image={image}", "--restart=Never", f"--overrides={overrides}"]
-    return args + (["--", *command] if command else [])
+def container_manifest(container: Container) -> dict[str, Any]:
+    """One entry of the pod's spec.containers."""
+    command = list(container.command) or (KEEP_ALIVE if container.image.split(":")[0] in SHELL_IMAGES else [])
+    return {"name": container.name, "image": image_ref(container.image), **({"command": command} if command else {})}
+
+
+def kubectl_run_args(name: str, node: str, containers: Sequence[Container] = ()) -> list[str]:
+    """`kubectl run` arguments for a pod pinned to node, as the tutorial pins httpd to node-1. The overrides
+    carry the whole container list: kubectl run's default --override-type=merge is a JSON merge patch, which
+    replaces a list, so a pod gets exactly these containers (and the apiVersion overrides require)."""
+    containers = tuple(containers) or default_containers(name)
+    overrides = {"apiVersion": "v1", "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
+                                             "containers": [container_manifest(c) for c in containers]}}
+    return ["run", name, f"--image={image_ref(containers[0].image)}", "--restart=Never",
+            f"--overrides={json.dumps(overrides)}"]
 
 
 def parse_pods(kubectl_json: str) -> list[Pod]:
@@ -67,6 +71,20 @@ def parse_pods(kubectl_json: str) -> list[Pod]:
         if node and ip:
             pods.append(Pod(name=item["metadata"]["name"], node=node, ip=IPv4Address(ip)))
     return pods
+
+
+def parse_pod_states(kubectl_json: str) -> dict[str, PodState]:
+    """READY and STATUS as `kubectl get pods` prints them: a waiting or terminated container's reason
+    (CrashLoopBackOff, Completed), else the pod's phase."""
+    states = {}
+    for item in json.loads(kubectl_json).get("items", []):
+        statuses = item.get("status", {}).get("containerStatuses", [])
+        total = len(item.get("spec", {}).get("containers", [])) or len(statuses)
+        reasons = [s["state"][k].get("reason", "") for k in ("waiting", "terminated") for s in statuses
+                   if k in s.get("state", {})]
+        status = next((r for r in reasons if r), item.get("status", {}).get("phase", "Unknown"))
+        states[item["metadata"]["name"]] = PodState(sum(bool(s.get("ready")) for s in statuses), total, status)
+    return states
 
 
 def parse_node_readiness(kubectl_json: str) -> dict[str, str]:
@@ -233,11 +251,14 @@ class SshLab(Lab):
     def pods(self) -> list[Pod]:
         return parse_pods(self._kubectl_ok("get", "pods", "-o", "json", what="kubectl get pods").stdout)
 
+    def pod_states(self) -> dict[str, PodState]:
+        return parse_pod_states(self._kubectl_ok("get", "pods", "-o", "json", what="kubectl get pods").stdout)
+
     def _pod_names(self) -> list[str]:
         result = self._kubectl_ok("get", "pods", "-o", "name", what="kubectl get pods")
         return [line.split("/", 1)[1] for line in result.stdout.split() if "/" in line]
 
-    def pod_start(self, name: str, node: str) -> Pod:
+    def pod_start(self, name: str, node: str, containers: Sequence[Container] = ()) -> Pod:
         if not _DNS_LABEL.match(name):
             raise LabStateError(f"pod name {name!r} must be a DNS label: lowercase letters, digits and '-'")
         self.spec.node(node)
@@ -245,7 +266,7 @@ class SshLab(Lab):
         if name in taken:
             raise LabStateError(f"a pod named {name!r} already exists in lab {self.spec.name!r}; "
                                 f"pods: {', '.join(taken)}")
-        self._kubectl_ok(*kubectl_run_args(name, node), what=f"kubectl run {name}")
+        self._kubectl_ok(*kubectl_run_args(name, node, containers), what=f"kubectl run {name}")
         wait = self.kubectl("wait", "--for=condition=Ready", f"pod/{name}", f"--timeout={POD_READY_TIMEOUT}s",
                             timeout=POD_READY_TIMEOUT + 30)
         if not wait.ok:
@@ -260,8 +281,8 @@ class SshLab(Lab):
             raise LabStateError(f"no pod named {name!r} in lab {self.spec.name!r}; pods: {', '.join(names) or 'none'}")
         self._kubectl_ok("delete", "pod", name, "--now", "--wait=true", timeout=120, what=f"kubectl delete {name}")
 
-    def pod_run(self, name: str, argv: Sequence[str], timeout: float = 30) -> Result:
-        result = self.kubectl("exec", name, "--", *argv, timeout=timeout)
+    def pod_run(self, name: str, argv: Sequence[str], timeout: float = 30, container: str | None = None) -> Result:
+        result = self.kubectl("exec", name, *(["-c", container] if container else []), "--", *argv, timeout=timeout)
         return Result(tuple(argv), result.rc, result.stdout, result.stderr)
 
     @staticmethod
