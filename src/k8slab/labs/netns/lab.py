@@ -13,7 +13,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from k8slab.errors import K8slabError, LabSpecError, LabStateError, ToolMissingError
 from k8slab.interrupts import no_interrupts
-from k8slab.labs.base import Lab, Pod, Progress, Result, quiet
-from k8slab.labs.netns import cni, names, nsfs, preflight, state
+from k8slab.labs.base import Container, Lab, Pod, PodState, Progress, Result, quiet
+from k8slab.labs.netns import cni, containers, names, nsfs, pods, preflight, state
 from k8slab.labs.netns.plan import POD_IF, LabPlan, build_plan, loopback_config
 from k8slab.spec.model import LabSpec
 
@@ -136,7 +136,7 @@ class NetnsLab(Lab):
         """Remove every namespace with the lab's prefix, the processes in them and the state dir."""
         netns = nsfs.list_netns(self.prefix)
         paths = [nsfs.netns_path(n) for n in netns]
-        killed = nsfs.kill_all(nsfs.pids_in(paths))
+        killed = nsfs.kill_all(sorted({*nsfs.pids_in(paths), *containers.pids_under(self.paths.dir)}))
         for path in paths:
             nsfs.unbind(path)
         if self.paths.uts_dir.exists():
@@ -196,12 +196,14 @@ class NetnsLab(Lab):
 
     # ---- pods
 
-    def pod_argv(self, name: str) -> list[str]:
-        rec = self._pod_record(name)
-        return ["nsenter", f"--uts={rec.uts}", "--", "ip", "netns", "exec", rec.netns]
+    def pod_argv(self, name: str, container: str | None = None) -> list[str]:
+        return pods.exec_argv(self.paths.dir, self._pod_record(name), container)
 
-    def pod_run(self, name: str, argv: Sequence[str], timeout: float = 30) -> Result:
-        return _run([*self.pod_argv(name), *argv], timeout)
+    def pod_run(self, name: str, argv: Sequence[str], timeout: float = 30, container: str | None = None) -> Result:
+        return _run([*self.pod_argv(name, container), *argv], timeout)
+
+    def pod_states(self) -> dict[str, PodState]:
+        return pods.states(self.paths.dir, self._pod_records())
 
     def pods(self) -> list[Pod]:
         return [Pod(r.name, r.node, IPv4Address(r.ip)) for r in self._pod_records()]
@@ -220,17 +222,23 @@ class NetnsLab(Lab):
             raise LabStateError(f"no pod named {name!r} in lab {self.spec.name!r}; pods: {known}")
         return state.PodRecord.from_json(state.read_json(path))
 
-    def pod_start(self, name: str, node: str) -> Pod:
-        return self.pods_start([(name, node)])[0]
+    def pod_start(self, name: str, node: str, containers: Sequence[Container] = ()) -> Pod:
+        return self.pods_start([(name, node)], {name: containers})[0]
 
-    def pods_start(self, wanted: Sequence[tuple[str, str]]) -> list[Pod]:
+    def pods_start(self, wanted: Sequence[tuple[str, str]],
+                   containers: Mapping[str, Sequence[Container]] | None = None) -> list[Pod]:
         """Start several pods: nodes in parallel, each node's pods one after another (so addresses
-        are handed out in order, .2, .3, ...). All or nothing: on failure none of them is left."""
+        are handed out in order, .2, .3, ...). All or nothing: on failure none of them is left.
+        A pod not in containers gets default_containers (its image follows its name)."""
+        given = {name: pods.wanted_containers(name, (containers or {}).get(name, ())) for name, _ in wanted}
         for name, node in wanted:
             problem = names.pod_name_problem(name)
             if problem:
                 raise InvalidPodNameError(problem)
             self.spec.node(node)
+            problems = pods.problems(self.spec, name, given[name])
+            if problems:
+                raise LabStateError("; ".join(problems))
         dup = sorted({n for n, _ in wanted if sum(m == n for m, _ in wanted) > 1})
         if dup:
             raise LabStateError(f"pod names given more than once: {', '.join(dup)}")
@@ -253,7 +261,7 @@ class NetnsLab(Lab):
 
             def start_on(node: str) -> None:
                 for name in by_node[node]:
-                    rec = self._make_pod(name, node, plugin_dir)
+                    rec = self._make_pod(name, node, plugin_dir, given[name])
                     with made_lock:
                         made[name] = rec
 
@@ -273,13 +281,13 @@ class NetnsLab(Lab):
                 raise
             return [Pod(made[n].name, made[n].node, IPv4Address(made[n].ip)) for n, _ in wanted]
 
-    def _make_pod(self, name: str, node: str, plugin_dir: Path) -> state.PodRecord:
+    def _make_pod(self, name: str, node: str, plugin_dir: Path, wanted: Sequence[Container]) -> state.PodRecord:
         lab = self.spec.name
         netns = names.pod_netns(lab, name)
         uts = self.paths.pod_uts(name)
         node_plan = self.lab_plan.node_plan(node)
         rec = state.PodRecord(name=name, node=node, ip="", netns=netns, uts=str(uts),
-                              container_id=netns, cni_config=node_plan.cni_config)
+                              container_id=netns, cni_config=node_plan.cni_config, containers=pods.to_json(wanted))
         ns_path = nsfs.create_netns(netns)
         try:
             self.paths.uts_dir.mkdir(parents=True, exist_ok=True)
@@ -290,6 +298,7 @@ class NetnsLab(Lab):
             result = cni.invoke(plugin_dir, "ADD", rec.cni_config, **common)
             rec = state.PodRecord(**{**rec.to_json(), "ip": cni.result_ip(result)})
             state.write_json(self.paths.pod_file(name), rec.to_json())
+            pods.start_all(self.paths.dir, rec, resolv_conf=None)
             return rec
         except BaseException:
             with no_interrupts():
@@ -309,7 +318,7 @@ class NetnsLab(Lab):
         """CNI DEL (frees the address in host-local), then the pod's processes, namespaces, record."""
         ns_path = nsfs.netns_path(rec.netns)
         node_ns = nsfs.netns_path(names.node_netns(self.spec.name, rec.node))
-        nsfs.kill_all(nsfs.pids_in([ns_path]))
+        nsfs.kill_all(sorted({*nsfs.pids_in([ns_path]), *containers.pids_under(containers.pod_dir(self.paths.dir, rec.name))}))
         try:
             cni.invoke(plugin_dir, "DEL", rec.cni_config, container_id=rec.container_id, netns=ns_path,
                        ifname=POD_IF, run_in=node_ns, what=f"pod {rec.name} on {rec.node}")
@@ -318,6 +327,7 @@ class NetnsLab(Lab):
                 raise
         nsfs.unbind(ns_path)
         nsfs.unbind(Path(rec.uts))
+        shutil.rmtree(containers.pod_dir(self.paths.dir, rec.name), ignore_errors=True)
         self.paths.pod_file(rec.name).unlink(missing_ok=True)
 
 

@@ -15,6 +15,10 @@ TOOLS = {
     "iptables-restore": "iptables",
     "traceroute": "traceroute",
     "ping": "iputils-ping",
+    # containers (containers.py) and the images' programs (images.py)
+    "unshare": "util-linux",
+    "setsid": "util-linux",
+    "busybox": "busybox",
 }
 
 

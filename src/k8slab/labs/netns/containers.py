@@ -1,0 +1,209 @@
+"""Containers of the emulated lab's pods: each a process tree of its own inside the pod's namespaces.
+
+A pod is its network and UTS namespace (what the pause container holds on a real node). Every
+container is started in them by `unshare --mount --pid --fork --mount-proc`: its own mount
+namespace (a fresh /sys of the pod's interfaces, a private /tmp, the pod's /etc/hosts and
+resolv.conf bound over this machine's) and its own PID namespace, whose PID 1 is a small shell
+that runs the image's command and records how it ended.
+
+Nothing about a running container is kept on disk: it is found in /proc, as the process whose
+network namespace is the pod's, which is PID 1 of its own PID namespace and carries the container's
+name in its environment. So a crashed k8slab leaves nothing unknown behind: every process in a lab
+namespace is the lab's, and destroy or pod delete kills them all by namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from k8slab.errors import CommandFailedError
+from k8slab.labs.base import Container
+from k8slab.labs.netns.images import Image
+
+MARK = "K8SLAB_CONTAINER"  # in the environment of each container's PID 1: the container's name
+START_TIMEOUT = 10.0
+LOG_TAIL = 8
+
+# PID 1 of the container. It binds the pod's files and mounts, then runs the command as its child and
+# writes the exit status where `pod list` reads it; a bad mount ends the container before the command runs.
+INIT = r"""set -e
+umount -l /sys 2>/dev/null || true
+mount -t sysfs -o ro sysfs /sys
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount --bind "$K8SLAB_DIR/hosts" /etc/hosts
+if [ -f /etc/hostname ]; then mount --bind "$K8SLAB_DIR/hostname" /etc/hostname; fi
+if [ -f "$K8SLAB_DIR/resolv.conf" ]; then mount --bind "$K8SLAB_DIR/resolv.conf" /etc/resolv.conf; fi
+set +e
+cd /
+"$@"
+echo $? > "$K8SLAB_DIR/exit"
+"""
+
+
+@dataclass(frozen=True)
+class Running:
+    pid: int  # this machine's PID of the container's PID 1
+
+
+def pod_dir(state_dir: Path, pod: str) -> Path:
+    """The files a pod's containers see (hosts, resolv.conf) and their logs; removed with the pod."""
+    return state_dir / "containers" / pod
+
+
+def container_dir(state_dir: Path, pod: str, container: str) -> Path:
+    return pod_dir(state_dir, pod) / container
+
+
+def hosts_file(pod: str, ip: str) -> str:
+    """The pod's /etc/hosts as the kubelet writes it: localhost and the pod's own name on its address."""
+    return (f"# Kubernetes-managed hosts file (k8slab emulated lab).\n127.0.0.1\tlocalhost\n::1\tlocalhost "
+            f"ip6-localhost ip6-loopback\n{ip}\t{pod}\n")
+
+
+def start(state_dir: Path, *, pod: str, ip: str, node: str, netns: Path, uts: Path, container: Container,
+          image: Image) -> None:
+    """Start one container of the pod and return once it runs (a server: once it listens)."""
+    cdir = container_dir(state_dir, pod, container.name)
+    cdir.mkdir(parents=True, exist_ok=True)
+    for name, text in (("hosts", hosts_file(pod, ip)), ("hostname", f"{pod}\n")):
+        (cdir / name).write_text(text)
+    shared = pod_dir(state_dir, pod) / "resolv.conf"
+    if shared.exists():
+        (cdir / "resolv.conf").write_text(shared.read_text())
+    docroot = cdir / "www"
+    if image.port is not None:
+        docroot.mkdir(exist_ok=True)
+        (docroot / "index.html").write_text(image.page(pod, container.name, ip, node))
+    command = list(container.command) or image.command(docroot)
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": "/root", "HOSTNAME": pod,
+           MARK: container.name, "K8SLAB_DIR": str(cdir)}
+    argv = ["setsid", "--fork", "nsenter", f"--net={netns}", f"--uts={uts}", "--",
+            "unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "--",
+            "sh", "-c", INIT, f"k8slab-init-{container.name}", *command]
+    (cdir / "exit").unlink(missing_ok=True)
+    with open(cdir / "log", "ab") as log:
+        # setsid --fork returns at once; the container is then a child of init, not of this command
+        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, check=True,
+                       timeout=START_TIMEOUT)
+    _wait_started(cdir, netns, container, image)
+
+
+def _wait_started(cdir: Path, netns: Path, container: Container, image: Image) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        pid = running(netns).get(container.name)
+        if pid is not None and (image.port is None or container.command or listening(pid, image.port)):
+            return
+        if (cdir / "exit").exists() and pid is None:
+            if container.command:
+                return  # a command that ran and ended, as `kubectl run x -- true` does: Completed or Error
+            raise CommandFailedError(f"container {container.name} ({image.name}) exited at once: {log_tail(cdir)}")
+        if time.monotonic() > deadline:
+            raise CommandFailedError(f"container {container.name} ({image.name}) did not start in "
+                                     f"{START_TIMEOUT:.0f} s: {log_tail(cdir)}")
+        time.sleep(0.01)
+
+
+def log_tail(cdir: Path) -> str:
+    try:
+        lines = (cdir / "log").read_text(errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return "no output"
+    return " | ".join(lines[-LOG_TAIL:]) or "no output"
+
+
+def running(netns: Path) -> dict[str, int]:
+    """Container name -> PID (this machine's) of its PID 1, for the containers running in this pod."""
+    return running_in([netns]).get(str(netns), {})
+
+
+def running_in(netns_paths: list[Path]) -> dict[str, dict[str, int]]:
+    """One pass over /proc for many pods: netns path -> {container name: PID of its PID 1}."""
+    wanted = {}
+    for path in netns_paths:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue
+        wanted[(st.st_dev, st.st_ino)] = str(path)
+    found: dict[str, dict[str, int]] = {}
+    if not wanted:
+        return found
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            st = os.stat(f"/proc/{entry}/ns/net")
+            key = (st.st_dev, st.st_ino)
+            if key not in wanted:
+                continue
+            name = _init_of_container(int(entry))
+        except OSError:
+            continue  # gone meanwhile
+        if name is not None:
+            found.setdefault(wanted[key], {})[name] = int(entry)
+    return found
+
+
+def _init_of_container(pid: int) -> str | None:
+    """The container name if pid is a live container's PID 1 (1 in its own PID namespace), else None."""
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    if fields.get("State", "").strip().startswith("Z") or fields.get("NSpid", "").split()[-1:] != ["1"]:
+        return None
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        for item in f.read().split(b"\0"):
+            if item.startswith(MARK.encode() + b"="):
+                return item.split(b"=", 1)[1].decode(errors="replace")
+    return None
+
+
+def pids_under(top: Path) -> list[int]:
+    """Processes a container of the lab started (they inherit K8SLAB_DIR from its PID 1), also those whose
+    pod namespace was unbound behind the lab's back, which a search by namespace no longer finds."""
+    prefix = f"K8SLAB_DIR={top}/".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if any(item.startswith(prefix) for item in f.read().split(b"\0")):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def listening(pid: int, port: int) -> bool:
+    """Whether a TCP socket listens on port in pid's network namespace (/proc/PID/net/tcp is per namespace)."""
+    want = f":{port:04X}"
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if cols[1].endswith(want) and cols[3] == "0A":  # 0A: TCP_LISTEN
+                        return True
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+    return False
+
+
+def exit_status(state_dir: Path, pod: str, container: str) -> int | None:
+    """How a container's command ended, or None if it never did (or the file is not a number)."""
+    try:
+        text = (container_dir(state_dir, pod, container) / "exit").read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def exec_argv(pid: int) -> list[str]:
+    """Enter a running container: its mount, PID, UTS and network namespaces (kubectl exec)."""
+    return ["nsenter", f"--target={pid}", "--mount", "--pid", "--uts", "--net", "--wd=/", "--"]
