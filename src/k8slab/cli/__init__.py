@@ -43,8 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """k8slab's own arguments, and the program after the first `--` (None if there is no `--`). argparse
+    cannot do this itself: a `nargs="*"` positional is filled, empty, at the pod's name, so it would
+    refuse `pod run web --image=nginx -- sleep 3600`."""
+    if "--" not in argv:
+        return argv, None
+    i = argv.index("--")
+    return argv[:i], argv[i + 1:]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    own, command = split_command(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(own)
+    if command is not None:
+        if not hasattr(args, "argv") or args.argv:
+            parser.error(f"`-- {' '.join(command)}`: this command takes no program after --")
+        args.argv = command
     try:
         return int(args.func(args) or 0)
     except K8slabError as exc:

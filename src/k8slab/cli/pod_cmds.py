@@ -1,7 +1,8 @@
-"""Commands that run things in the lab: `k8slab pod run|list|exec|delete` and `k8slab node exec`.
+"""Commands that run things in the lab, with kubectl's habits: `k8slab pod run|list|exec|delete` and
+`k8slab node exec`.
 
 They go through the Lab interface, so they work on whichever lab of the spec is up. `exec` hands
-the terminal to the command when the backend can (live traceroute, tcpdump until Ctrl-C).
+the terminal to the command when the backend can (a shell, live traceroute, tcpdump until Ctrl-C).
 """
 
 from __future__ import annotations
@@ -12,50 +13,81 @@ import sys
 from collections.abc import Callable
 
 from k8slab.errors import LabStateError
-from k8slab.labs.base import Lab, Result
+from k8slab.labs.base import Container, Lab, Result
+from k8slab.labs.placement import node_name_clash, place
 from k8slab.labs.registry import BACKENDS, running_lab
 from k8slab.render import console
 from k8slab.spec.model import load_spec
 
+RUN_EXAMPLES = """examples:
+  k8slab pod run web --image=nginx --node node-1
+  k8slab pod run client -- sleep 3600            # no --node: placed as the scheduler would
+  k8slab pod run web --image nginx --container sidecar=busybox
+"""
+EXEC_EXAMPLES = """examples:
+  k8slab pod exec -it client -- sh
+  k8slab pod exec client -- wget -qO- http://10.244.1.2/
+  k8slab pod exec web -c sidecar -- wget -qO- localhost
+"""
+
+
+def _parser(sub: argparse._SubParsersAction, name: str, help: str, epilog: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help, epilog=epilog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    pod = sub.add_parser("pod", help="start, list, enter and delete pods (pinned to a node)")
+    pod = sub.add_parser("pod", help="start, list, enter and delete pods, as kubectl does")
     pod_sub = pod.add_subparsers(dest="pod_command", metavar="ACTION")
     pod_sub.required = True
 
-    p = pod_sub.add_parser("run", help="start a pod on a node and print its address")
-    p.add_argument("name", help="pod name (a DNS label, as in Kubernetes)")
-    p.add_argument("--node", required=True, help="the node to pin it to (nodeSelector kubernetes.io/hostname)")
+    p = _parser(pod_sub, "run", "start a pod and print its node and address (kubectl run)", RUN_EXAMPLES)
+    p.add_argument("name", help="pod name, a DNS label that is not a node's name (e.g. web)")
+    p.add_argument("--image", help="the first container's image (e.g. --image=httpd); default: httpd or nginx "
+                                   "if a word of the name is one, else busybox")
+    p.add_argument("--node", help="pin the pod to this node (e.g. --node node-1); default: the schedulable node "
+                                  "with the fewest pods, as the scheduler would spread them")
+    p.add_argument("--container", action="append", default=[], metavar="NAME=IMAGE",
+                   help="another container sharing the pod's network, repeatable (e.g. --container sidecar=busybox)")
+    p.add_argument("argv", nargs="*", metavar="-- CMD ARGS", help="the first container's command instead of the "
+                                                                 "image's own (e.g. -- sleep 3600)")
     _backend_arg(p)
     p.set_defaults(func=cmd_pod_run)
 
-    p = pod_sub.add_parser("list", help="list pods with their node and address, like kubectl get pods -o wide")
+    p = _parser(pod_sub, "list", "list pods: NAME READY STATUS IP NODE (kubectl get pods -o wide)",
+                "example:\n  k8slab pod list\n")
     _backend_arg(p)
     p.set_defaults(func=cmd_pod_list)
 
-    p = pod_sub.add_parser("exec", help="run a command in a pod: k8slab pod exec NAME -- traceroute -n IP")
-    p.add_argument("name")
-    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    p = _parser(pod_sub, "exec", "run a command in a pod's container (kubectl exec)", EXEC_EXAMPLES)
+    p.add_argument("-i", "--stdin", action="store_true", help="keep stdin open, as kubectl's -i (e.g. -it for a shell)")
+    p.add_argument("-t", "--tty", action="store_true", help="give the command a terminal, as kubectl's -t (e.g. -it for a shell)")
+    p.add_argument("name", help="the pod (e.g. client)")
+    p.add_argument("-c", "--container", help="which container (e.g. -c sidecar); default: the pod's first")
+    p.add_argument("argv", nargs="*", metavar="-- CMD ARGS", help="the command (e.g. -- traceroute -n 10.244.2.2)")
     _backend_arg(p)
     p.set_defaults(func=cmd_pod_exec)
 
-    p = pod_sub.add_parser("delete", help="delete a pod and free its address")
-    p.add_argument("name")
+    p = _parser(pod_sub, "delete", "delete a pod, its containers, and free its address", "example:\n"
+                "  k8slab pod delete web\n")
+    p.add_argument("name", help="the pod (e.g. web)")
     _backend_arg(p)
     p.set_defaults(func=cmd_pod_delete)
 
     node = sub.add_parser("node", help="run commands on a node")
     node_sub = node.add_subparsers(dest="node_command", metavar="ACTION")
     node_sub.required = True
-    p = node_sub.add_parser("exec", help="run a command on a node: k8slab node exec controlplane -- ip route")
-    p.add_argument("node")
-    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    p = _parser(node_sub, "exec", "run a command on a node", "examples:\n  k8slab node exec controlplane -- ip route\n"
+                "  k8slab node exec node-1 -- tcpdump -ni cni0 icmp\n")
+    p.add_argument("node", help="the node (e.g. node-1)")
+    p.add_argument("argv", nargs="*", metavar="-- CMD ARGS", help="the command (e.g. -- ip route)")
     _backend_arg(p)
     p.set_defaults(func=cmd_node_exec)
 
 
 def _backend_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=BACKENDS, help="which lab (default: whichever of this spec is up)")
+    p.add_argument("--backend", choices=BACKENDS, help="which lab (e.g. --backend netns; default: whichever of "
+                                                       "this spec is up)")
 
 
 def _lab(args: argparse.Namespace) -> Lab:
@@ -63,34 +95,77 @@ def _lab(args: argparse.Namespace) -> Lab:
 
 
 def _command(args: argparse.Namespace) -> list[str]:
-    argv = list(args.argv)
-    if argv and argv[0] == "--":
-        argv = argv[1:]
-    if not argv:
+    if not args.argv:
         raise LabStateError("no command given; put it after --, e.g. `-- ip route`")
-    return argv
+    return list(args.argv)
+
+
+def containers_of(args: argparse.Namespace) -> tuple[Container, ...]:
+    """The pod's containers from --image, -- CMD and --container NAME=IMAGE; () leaves the lab's default."""
+    extra = []
+    for item in args.container:
+        name, eq, image = item.partition("=")
+        if not eq or not name or not image:
+            raise LabStateError(f"--container {item!r}: write NAME=IMAGE, e.g. --container sidecar=busybox")
+        extra.append(Container(name, image))
+    if args.image is None and not args.argv and not extra:
+        return ()
+    from k8slab.labs.base import default_containers
+
+    main = Container(args.name, args.image or default_containers(args.name)[0].image, tuple(args.argv))
+    return (main, *extra)
 
 
 def cmd_pod_run(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    pod = lab.pod_start(args.name, args.node)
-    console.say(f"pod {pod.name} is running on {pod.node} with address {pod.ip}")
+    clash = node_name_clash(lab.spec, args.name)
+    if clash:
+        raise LabStateError(clash)
+    containers = containers_of(args)
+    node = args.node
+    if node is None:
+        placement = place(lab.spec, lab.pods())
+        node = placement.node
+        console.say(f"no --node: placing {args.name} on {node}, {placement.why}")
+    pod = lab.pod_start(args.name, node, containers)
+    state = lab.pod_states().get(pod.name)
+    status = state.status if state else "Running"
+    console.say(f"pod {pod.name} is {status} on {pod.node} with address {pod.ip}"
+                + ("" if status == "Running" else f" (its command ended: {state.ready}/{state.total} ready)"))
     return 0
 
 
 def cmd_pod_list(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    rows = [{"name": p.name, "status": "Running", "ip": str(p.ip), "node": p.node} for p in lab.pods()]
-    if not rows:
+    pods = lab.pods()
+    if not pods:
         print(f"No pods in lab {lab.spec.name!r}.")
         return 0
+    states = lab.pod_states()
+    rows = []
+    for p in pods:
+        state = states.get(p.name)
+        rows.append({"name": p.name, "ready": f"{state.ready}/{state.total}" if state else "?",
+                     "status": state.status if state else "Unknown", "ip": str(p.ip), "node": p.node})
     print(console.table(rows))
+    gone = [p.name for p in pods if p.name in states and states[p.name].status == "Unknown"]
+    if gone:
+        print(f"Unknown: the lab lost these pods' namespaces; `{lab.spec.command('pod delete ' + gone[0])}` "
+              "removes what is left of one")
     return 0
 
 
 def cmd_pod_exec(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    return _exec(getattr(lab, "pod_argv", None), lab.pod_run, args.name, _command(args))
+    argv = _command(args)
+    enter = getattr(lab, "pod_argv", None)
+    if enter is None and (args.stdin or args.tty):
+        raise LabStateError(f"this lab runs pod commands through kubectl without a terminal; for an interactive "
+                            f"shell use `{lab.spec.command('ssh ' + lab.spec.control_plane.name)}` and "
+                            f"`sudo kubectl exec -it {args.name} -- {' '.join(argv)}` there")
+    return _exec(None if enter is None else (lambda name: enter(name, args.container)),
+                 lambda name, cmd, timeout: lab.pod_run(name, cmd, timeout=timeout, container=args.container),
+                 args.name, argv)
 
 
 def cmd_pod_delete(args: argparse.Namespace) -> int:
@@ -107,8 +182,8 @@ def cmd_node_exec(args: argparse.Namespace) -> int:
 
 
 def _exec(enter: Callable[[str], list[str]] | None, run: Callable[..., Result], target: str, argv: list[str]) -> int:
-    """Hand the terminal to the command where the backend can enter the target locally (live traceroute,
-    tcpdump); otherwise run it remotely and print what it wrote."""
+    """Hand the terminal to the command where the backend can enter the target locally (a shell, live
+    traceroute, tcpdump); otherwise run it remotely and print what it wrote."""
     if enter is not None:
         return _interactive([*enter(target), *argv])
     return _print(run(target, argv, timeout=3600))
