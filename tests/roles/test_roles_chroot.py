@@ -144,7 +144,7 @@ def test_containerd_config(provisioned):
     config = provisioned.host.file("/etc/containerd/config.toml")
     assert config.exists
     assert config.contains(r"^\s*SystemdCgroup = true$")
-    pause = ansible_vars(provisioned.spec)["k8s_pause_image"]
+    pause = ansible_vars(provisioned.spec)["k8slab_pause_image"]
     assert config.contains(rf'^\s*sandbox_image = "{re.escape(pause)}"$')
     # containerd itself must read it the same way (a TOML slip would fall back to its defaults).
     dumped = provisioned.host.run("containerd --config /etc/containerd/config.toml config dump")

@@ -97,14 +97,14 @@ def kubelet_extra_args(registration: dict[str, Any]) -> dict[str, str]:
 def test_extravars_are_json_and_describe_every_node(spec):
     extravars = ansible_vars(spec)
     assert json.loads(json.dumps(extravars)) == extravars
-    assert [(n["name"], n["role"], n["ip"], n["pod_subnet"], n["pod_gateway"]) for n in extravars["lab_nodes"]] == [
+    assert [(n["name"], n["role"], n["ip"], n["pod_subnet"], n["pod_gateway"]) for n in extravars["k8slab_nodes"]] == [
         (n.name, n.role, str(n.ip), str(n.pod_subnet), str(n.pod_gateway)) for n in spec.nodes]
-    assert extravars["lab_workers"] == [n.name for n in spec.workers]
-    assert extravars["lab_pod_cidr"] == str(spec.pod_cidr)
-    assert extravars["lab_service_cidr"] == str(spec.service_cidr)
-    assert extravars["flannel_backend"] == spec.cni_backend
-    assert extravars["k8s_package_version"].startswith(spec.k8s_version + ".")
-    assert extravars["k8s_kubernetes_version"] == "v" + extravars["k8s_package_version"].split("-")[0]
+    assert extravars["k8slab_workers"] == [n.name for n in spec.workers]
+    assert extravars["k8slab_pod_cidr"] == str(spec.pod_cidr)
+    assert extravars["k8slab_service_cidr"] == str(spec.service_cidr)
+    assert extravars["k8slab_cni_backend"] == spec.cni_backend
+    assert extravars["k8slab_package_version"].startswith(spec.k8s_version + ".")
+    assert extravars["k8slab_kubernetes_version"] == "v" + extravars["k8slab_package_version"].split("-")[0]
 
 
 def test_kubernetes_131_pins_the_pause_image_kubeadm_131_uses():
@@ -123,7 +123,7 @@ def test_a_kubernetes_version_without_pins_is_refused_before_anything_runs():
 
 def test_group_vars_find_each_node_by_inventory_hostname(spec):
     for node in spec.nodes:
-        lab_node = context(spec, node.name)["lab_node"]
+        lab_node = context(spec, node.name)["k8slab_node"]
         assert lab_node["ip"] == str(node.ip) and lab_node["pod_subnet"] == str(node.pod_subnet)
 
 
@@ -197,7 +197,7 @@ def test_hosts_block_lists_every_node(spec):
 def test_containerd_config(spec):
     config = tomllib.loads(render("containerd", "config.toml.j2", spec, spec.control_plane.name))
     cri = config["plugins"]["io.containerd.grpc.v1.cri"]
-    assert cri["sandbox_image"] == ansible_vars(spec)["k8s_pause_image"]
+    assert cri["sandbox_image"] == ansible_vars(spec)["k8slab_pause_image"]
     assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
     assert cri["cni"]["bin_dir"] == "/opt/cni/bin"
 
