@@ -119,7 +119,15 @@ def resolve(config: pytest.Config) -> LabTarget:
 
 
 def _uses_lab(items: list[pytest.Item]) -> bool:
-    return any(LAB_FIXTURES & set(getattr(i, "fixturenames", ())) for i in items)
+    """Whether a collected test uses this plugin's lab (a test folder may define a `lab` fixture of its own)."""
+    ours = {getattr(f, "__wrapped__", f) for f in (lab, node_hosts, pod_hosts)}
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        for name in LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            defs = info.name2fixturedefs.get(name, ()) if info else ()
+            if defs and defs[-1].func in ours:
+                return True
+    return False
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from k8slab.labs.netns import NetnsLab
-from k8slab.teach.walkthrough import run_walkthrough
+from k8slab.teach.walkthroughs.runner import run_walkthrough
+from k8slab.teach.walkthroughs.tutorial import TUTORIAL
 from k8slab.verify.checks import run_checks
 
 from .labtools import default_spec, leftovers
@@ -64,8 +65,9 @@ def test_ctrl_c_while_verify_removes_its_pods_leaves_none(lab):
 
 def test_ctrl_c_while_the_walkthrough_removes_its_pods_leaves_none(lab):
     seen: list[str] = []
-    results = uninterrupted(lambda: run_walkthrough(lab, [1], show=lambda lines: None, capture=False,
-                                                    progress=interrupt_at_first_removal(seen)))
+    results, kept = uninterrupted(lambda: run_walkthrough(lab, TUTORIAL, [1], show=lambda result: None,
+                                                          capture=False, progress=interrupt_at_first_removal(seen)))
+    assert kept == []
     assert [r.text.number for r in results] == [1]
     started = [s for s in seen if s.startswith("starting pod")]
     removals = [s for s in seen if s.startswith("removing pod")]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 
 from k8slab.errors import LabStateError
@@ -12,11 +14,25 @@ from k8slab.spec.model import load_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("walkthrough", help="run the tutorial's practical examples on the lab that is up, step by step")
-    p.add_argument("--step", type=int, metavar="N", help="run only step N (1-4)")
+    p = sub.add_parser("walkthrough", help="run a tutorial's practical examples on the lab that is up, step by step",
+                       description="Run the tutorial's examples on the lab that is up: the tutorial's commands "
+                                   "beside this lab's, their real output, and whether it matches what the tutorial "
+                                   "says. The walkthrough starts its own pods (the tutorial's names: nginx, httpd, "
+                                   "busybox) and removes them at the end, also after Ctrl-C or a closed pipe; a "
+                                   "smaller lab runs the steps it can and says why it skips the others.",
+                       epilog="examples:\n  k8slab walkthrough                  every step, Enter between steps\n"
+                              "  k8slab walkthrough --step 4 --keep  the cross-node trace; keep its pods to explore\n"
+                              "  k8slab walkthrough --list           the walkthroughs there are",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", nargs="?", default=None, metavar="NAME",
+                   help="which walkthrough (default: tutorial; --list names them)")
+    p.add_argument("--list", action="store_true", help="list the walkthroughs and their steps, run nothing")
+    p.add_argument("--step", type=int, metavar="N", help="run only step N")
     p.add_argument("--no-pause", action="store_true", help="do not wait for Enter between steps")
     p.add_argument("--no-capture", action="store_true", help="skip the short tcpdump on eth1 in the pod steps")
-    p.add_argument("--backend", choices=BACKENDS)
+    p.add_argument("--keep", action="store_true",
+                   help="leave the walkthrough's pods running for exploring (the next walkthrough removes them)")
+    p.add_argument("--backend", choices=BACKENDS, help="which lab (default: whichever of this spec is up)")
     p.set_defaults(func=cmd_walkthrough)
 
     p = sub.add_parser("trace", help="trace from SRC to DST and explain every hop (pod names, node names, addresses)",
@@ -45,37 +61,60 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_diagram)
 
 
-def _show(lines: list[str]) -> None:
-    print("\n".join(lines), flush=True)
-
-
 def cmd_walkthrough(args: argparse.Namespace) -> int:
-    from k8slab.teach.walkthrough import STEPS, run_walkthrough, step_text
+    from k8slab.teach.walkthroughs import DEFAULT, WALKTHROUGHS, walkthrough
 
+    if args.list:
+        for w in WALKTHROUGHS.values():
+            print(f"{w.name}: {w.about}")
+            print("\n".join(f"  step {n}: {w.step(n).title}" for n in w.numbers))
+        return 0
+    walk = walkthrough(args.name or DEFAULT)
+    if args.step is not None and args.step not in walk.numbers:
+        raise LabStateError(f"there is no step {args.step}; the {walk.name} walkthrough has steps "
+                            f"{', '.join(map(str, walk.numbers))}")
     spec = load_spec(args.spec)
-    if args.step is not None and args.step not in STEPS:
-        raise LabStateError(f"there is no step {args.step}; the walkthrough has steps {', '.join(map(str, STEPS))}")
-    steps = [args.step] if args.step else list(STEPS)
-    for s in steps:
-        step_text(spec, s)  # a lab without two workers is refused before anything starts
     lab = running_lab(spec, args.backend)
+    try:
+        return _walk(args, walk, lab)
+    except BrokenPipeError:
+        # The reader went away (`| head`): the pods are already removed; say nothing more to nobody.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command cut off by a closed pipe
+
+
+def _walk(args: argparse.Namespace, walk, lab) -> int:
+    from k8slab.render.walkthrough_text import format_skipped, format_step, summary
+    from k8slab.teach.walkthroughs.runner import plan, run_walkthrough
+
+    asked = [args.step] if args.step else list(walk.numbers)
+    numbers, skipped = plan(lab.spec, walk, asked)
     interactive = sys.stdin.isatty() and not args.no_pause
+    total = len(walk.steps)
 
     def pause(next_step: int) -> None:
         input(f"\n-- press Enter for step {next_step} (Ctrl-C to stop) --")
         print()
 
-    console.say(f"walkthrough of the tutorial on lab {spec.name!r} ({lab.backend}): step(s) "
-                f"{', '.join(map(str, steps))}")
-    results = run_walkthrough(lab, steps, show=_show, pause=pause if interactive else None,
-                              progress=console.progress_printer(), capture=not args.no_capture)
-    failed = [r.text.number for r in results if not r.ok]
+    def show(result) -> None:
+        print("\n".join(format_step(result, lab.backend, total, columns=shutil.get_terminal_size().columns)),
+              flush=True)
+
+    console.say(f"{walk.name} walkthrough on lab {lab.spec.name!r} ({lab.backend}): step(s) "
+                f"{', '.join(map(str, numbers)) or 'none'}")
+    if skipped:
+        print("\n".join(format_skipped(skipped, total)), flush=True)
+    results, kept = run_walkthrough(lab, walk, numbers, show=show, pause=pause if interactive else None,
+                                    progress=console.progress_printer(), capture=not args.no_capture,
+                                    keep=args.keep)
     print()
-    if failed:
-        console.say(f"{console.mark(False)} step(s) {', '.join(map(str, failed))} do not match the tutorial")
-        return 1
-    console.say(f"{console.mark(True)} every step matches the tutorial")
-    return 0
+    if kept:
+        console.say(f"left pod(s) {', '.join(kept)} running for you: try `k8slab pod list`, "
+                    f"`k8slab pod exec {kept[-1]} -- ip route`; the next walkthrough removes them")
+    ok, line = summary(walk, results, skipped)
+    console.say(f"{console.mark(ok)} {line}")
+    return 0 if ok else 1
 
 
 def _trace(lab, src_text: str, dst_text: str, capture: bool):
@@ -97,6 +136,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     ex = run.explanation
     print(f"$ {run.command}")
     print(run.trace_text.rstrip())
+    print("\n".join(f"$ {c}" for c in run.capture_commands))
     print()
     print("\n".join(ex.lines))
     print()

@@ -4,9 +4,11 @@ walkthrough, the acceptance suite) is written against this and nothing else."""
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from k8slab.spec.model import HOST_ONLY_IF, LabSpec, Node
@@ -136,6 +138,14 @@ class Lab(abc.ABC):
     def pod_states(self) -> dict[str, PodState]:
         """Pod name -> READY and STATUS; backends that know better override this."""
         return {p.name: PodState(1, 1, "Running") for p in self.pods()}
+
+    # notes of the tools above the contract
+    def notes_dir(self) -> Path:
+        """Where commands above the contract keep small JSON records about this lab (the pods a walkthrough
+        started, a class exercise), read back as data and validated. Per user and lab by default; a backend
+        that keeps state of its own keeps them there, so removing the lab removes them."""
+        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+        return base / "k8slab" / self.backend / self.spec.name
 
     # shared helpers
     def pod(self, name: str) -> Pod:

@@ -277,12 +277,14 @@ def capture_verdict(spec: LabSpec, src: Endpoint, dst: Endpoint, capture: Captur
     same_node = src.node == dst.node
     if not packets:
         if same_node:
-            return True, [(f"a capture on {where} saw none of the probes: traffic between two pods of "
+            return True, [(f"a capture on {where} saw none of the pings: traffic between two pods of "
                            f"{src.node} stays on {BRIDGE_IF} and never reaches the wire")]
-        return None, [f"a capture on {where} saw no probe packets, so it cannot tell about encapsulation"]
+        return None, [f"a capture on {where} saw none of the pings, so it cannot tell about encapsulation"]
     vxlan = [p for p in packets if _is_vxlan(p)]
     plain = [p for p in packets if not _is_vxlan(p)]
-    lines = [f"a capture on {where} saw {len(packets)} packet(s), e.g.:"]
+    # The capture watches the pings shown with it (ICMP echo): traceroute's own probes are UDP datagrams.
+    lines = [(f"a capture on {where} saw {len(packets)} packet(s) of the ping shown above (ICMP echo; traceroute's "
+             "own probes are UDP to ports 33434 and up), e.g.:")]
     lines += [f"    {_show(p)}" for p in packets[:2]]
     want_vxlan = spec.cni_backend == "vxlan"
     if vxlan:

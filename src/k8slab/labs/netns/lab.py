@@ -77,6 +77,9 @@ class NetnsLab(Lab):
     def is_up(self) -> bool:
         return self.paths.lab_file.exists()
 
+    def notes_dir(self) -> Path:
+        return self.paths.dir / "notes"  # removed by destroy with the rest of the lab's state
+
     def has_leftovers(self) -> bool:
         return bool(nsfs.list_netns(self.prefix)) or self.paths.dir.exists()
 
