@@ -1,0 +1,196 @@
+"""The catalogue of classic faults of this lab, as data: what breaks it, what repairs it, which checks
+must then fail with which cause, and hints from vague to precise. One source for the fault-injection
+acceptance suite (tests/acceptance/test_faults.py) and for a class's exercises (`k8slab exercise`).
+
+Every break and repair is a list of Commands run through the Lab interface (node exec, or exec in a
+pod), so a fault is made the same way on the emulated lab and on VirtualBox VMs; each is computed from
+the spec and the pair of nodes the fault involves, so it can be redone from a record of its id and nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv4Interface
+
+from k8slab.errors import CommandFailedError, LabStateError
+from k8slab.labs.base import Lab, Pod
+from k8slab.spec.expect import RouteExpectation, node_routes
+from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_GATEWAY, NAT_IF, LabSpec, Node
+from k8slab.verify import checks, diagnose
+
+EASY, HARD = "easy", "hard"
+LEVELS = (EASY, HARD)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command that breaks or repairs: on a node, or in a pod (on `where` = the pod's name)."""
+
+    where: str
+    argv: tuple[str, ...]
+    in_pod: bool = False
+
+    def text(self) -> str:
+        how = f"k8slab pod exec {self.where}" if self.in_pod else f"k8slab node exec {self.where}"
+        return f"{how} -- {' '.join(self.argv)}"
+
+
+def run_commands(lab: Lab, commands: tuple[Command, ...]) -> None:
+    for c in commands:
+        res = lab.pod_run(c.where, list(c.argv)) if c.in_pod else lab.node_run(c.where, list(c.argv))
+        if not res.ok:
+            raise CommandFailedError(f"`{c.text()}` failed: {(res.stderr or res.stdout).strip()}")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """The two nodes a fault involves (the tutorial's cross-node trace goes from src's pod to dst's), and
+    for a fault made on a pod, the pod on dst it is made on."""
+
+    spec: LabSpec
+    src: Node
+    dst: Node
+    pod: Pod | None = None
+
+    def trace(self, a: Node, b: Node) -> str:
+        return checks.pod_trace_name(self.spec, a, b)
+
+    def cross_traces(self, node: Node) -> list[str]:
+        """Every cross-node trace with one end on node."""
+        others = [n for n in self.spec.nodes if n.name != node.name]
+        return [self.trace(node, o) for o in others] + [self.trace(o, node) for o in others]
+
+    def peer_route(self) -> RouteExpectation:
+        """The route src must have to dst's pods (flannel's, for the spec's backend)."""
+        return next(r for r in node_routes(self.spec, self.src) if r.peer == self.dst.name)
+
+    def bystander(self) -> Node:
+        """A node that is neither end of the pair: a wrong next hop that still forwards."""
+        return next(n for n in self.spec.nodes if n.name not in (self.src.name, self.dst.name))
+
+
+@dataclass(frozen=True)
+class Fault:
+    id: str
+    title: str
+    level: str
+    breaks: Callable[[Pair], tuple[Command, ...]]
+    repairs: Callable[[Pair], tuple[Command, ...]]
+    expect: Callable[[Pair], dict[str, str]]      # failing check name -> text its cause must contain
+    hints: Callable[[Pair], tuple[str, ...]]      # from vague to precise
+    answer: Callable[[Pair], str]                 # what was done, in a sentence
+    min_nodes: int = 2
+    # False: no use for an exercise, because `exercise check` (verify) would undo or hide it: its pods make
+    # the CNI bridge plugin set forwarding on and cni0 up again, and it traces between pods of its own.
+    exercise: bool = True
+
+
+def _route_argv(r: RouteExpectation) -> tuple[str, ...]:
+    return ("ip", "route", "replace", str(r.dest), "via", str(r.via), "dev", r.dev) + (("onlink",) if r.onlink else ())
+
+
+def _restore_route(p: Pair) -> tuple[Command, ...]:
+    return (Command(p.src.name, _route_argv(p.peer_route())),)
+
+
+def _route_hints(p: Pair) -> tuple[str, ...]:
+    r = p.peer_route()
+    return ("pods on different nodes cannot reach each other everywhere: which traces fail? (`k8slab verify --failed`)",
+            f"look at the routing table of {p.src.name}: `k8slab node exec {p.src.name} -- ip route`",
+            (f"{p.src.name} must send {p.dst.name}'s pod subnet {r.dest} via {r.via} dev {r.dev}, as flannel "
+             f"{p.spec.cni_backend} does"))
+
+
+def _sysctl(value: int):
+    return lambda p: (Command(p.dst.name, ("sysctl", "-q", "-w", f"net.ipv4.ip_forward={value}")),)
+
+
+def _pod_break(p: Pair) -> tuple[Command, ...]:
+    assert p.pod is not None, "this fault is made on a pod"
+    # A /24 of the pod CIDR that no node owns: what a stale IPAM range would hand out.
+    stray = list(p.spec.pod_cidr.subnets(new_prefix=p.dst.pod_subnet.prefixlen))[len(p.spec.nodes)]
+    return (Command(p.pod.name, ("ip", "addr", "flush", "dev", "eth0"), True),
+            Command(p.pod.name, ("ip", "addr", "add", f"{stray.network_address + 7}/{stray.prefixlen}", "dev", "eth0"),
+                    True))
+
+
+def _pod_repair(p: Pair) -> tuple[Command, ...]:
+    assert p.pod is not None, "this fault is made on a pod"
+    gw = str(p.dst.pod_gateway)
+    # The address back, then the routes the CNI config gave the pod: default and the pod CIDR, via cni0.
+    return (Command(p.pod.name, ("ip", "addr", "flush", "dev", "eth0"), True),
+            Command(p.pod.name, ("ip", "addr", "add", str(IPv4Interface(f"{p.pod.ip}/{p.dst.pod_subnet.prefixlen}")),
+                                 "dev", "eth0"), True),
+            Command(p.pod.name, ("ip", "route", "replace", "default", "via", gw, "dev", "eth0"), True),
+            Command(p.pod.name, ("ip", "route", "replace", str(p.spec.pod_cidr), "via", gw, "dev", "eth0"), True))
+
+
+FAULTS: tuple[Fault, ...] = (
+    Fault("peer-route-deleted", "a peer route deleted", EASY,
+          lambda p: (Command(p.src.name, ("ip", "route", "del", str(p.dst.pod_subnet))),), _restore_route,
+          lambda p: {
+              checks.route_name(p.peer_route()): f"the route to {p.dst.name}'s pod subnet is missing on {p.src.name}",
+              p.trace(p.src, p.dst): f"{p.src.name} has no route to {p.dst.name}'s pod subnet {p.dst.pod_subnet}",
+              p.trace(p.dst, p.src): f"{p.src.name} has no route to {p.dst.name}'s pod subnet",
+          }, _route_hints,
+          lambda p: f"{p.src.name}'s route to {p.dst.name}'s pod subnet {p.dst.pod_subnet} was deleted"),
+    Fault("peer-route-on-eth0", "a peer route pointed at eth0", HARD,
+          lambda p: (Command(p.src.name, ("ip", "route", "replace", str(p.dst.pod_subnet), "via", str(NAT_GATEWAY),
+                                          "dev", NAT_IF)),), _restore_route,
+          lambda p: {
+              checks.route_name(p.peer_route()): diagnose.FLANNEL_ON_NAT,
+              checks.eth0_routes_name(p.src): diagnose.FLANNEL_ON_NAT,
+              p.trace(p.src, p.dst): diagnose.FLANNEL_ON_NAT,
+              p.trace(p.dst, p.src): diagnose.FLANNEL_ON_NAT,
+          }, _route_hints,
+          lambda p: (f"{p.src.name}'s route to {p.dst.name}'s pod subnet {p.dst.pod_subnet} was pointed at "
+                     f"{NAT_IF} (via {NAT_GATEWAY}, VirtualBox's NAT), as a flannel bound to {NAT_IF} would do")),
+    Fault("peer-route-via-another-node", "a peer route via another node's eth1", HARD,
+          lambda p: (Command(p.src.name, ("ip", "route", "replace", str(p.dst.pod_subnet), "via", str(p.bystander().ip),
+                                          "dev", HOST_ONLY_IF)),), _restore_route,
+          lambda p: {
+              checks.route_name(p.peer_route()): f"wrong next hop {p.bystander().ip} ({p.bystander().name}'s",
+              p.trace(p.src, p.dst): f"wrong next hop {p.bystander().ip} ({p.bystander().name}'s",
+          }, _route_hints,
+          lambda p: (f"{p.src.name}'s route to {p.dst.name}'s pod subnet {p.dst.pod_subnet} was sent via "
+                     f"{p.bystander().name} ({p.bystander().ip}) instead of {p.dst.name}"),
+          min_nodes=3),
+    Fault("forwarding-off", "ip_forward=0 on one node", EASY, _sysctl(0), _sysctl(1),
+          lambda p: {
+              checks.forwarding_name(p.dst): diagnose.forwarding_off(p.dst.name),
+              **{name: diagnose.forwarding_off(p.dst.name) for name in p.cross_traces(p.dst)},
+          },
+          lambda p: ("traffic through one node stops there", f"is {p.dst.name} a router? `sysctl net.ipv4.ip_forward`",
+                     f"set net.ipv4.ip_forward=1 on {p.dst.name}"),
+          lambda p: f"IP forwarding was switched off on {p.dst.name}", exercise=False),
+    Fault("pod-outside-subnet", "a pod given an address outside its node's subnet", HARD, _pod_break, _pod_repair,
+          lambda p: {
+              checks.pod_address_name(p.dst): f"outside {p.dst.name}'s pod subnet {p.dst.pod_subnet}",
+              **{name: f"no longer has {p.pod.ip}" for name in [*p.cross_traces(p.dst), p.trace(p.dst, p.dst)]},
+          },
+          lambda p: ("one pod is unreachable", f"compare the pod's address with {p.dst.name}'s pod subnet",
+                     f"the pod must have an address in {p.dst.pod_subnet}"),
+          lambda p: f"a pod on {p.dst.name} was given an address outside {p.dst.pod_subnet}", exercise=False),
+    Fault("cni0-down", "cni0 down on one node", EASY,
+          lambda p: (Command(p.dst.name, ("ip", "link", "set", BRIDGE_IF, "down")),),
+          lambda p: (Command(p.dst.name, ("ip", "link", "set", BRIDGE_IF, "up")),),
+          lambda p: {
+              f"{p.dst.name} has {BRIDGE_IF} with {p.dst.pod_gateway}/{p.dst.pod_subnet.prefixlen}":
+                  diagnose.cni0_down(p.dst.name),
+              f"{p.dst.name} routes {p.dst.pod_subnet} on {BRIDGE_IF}": diagnose.cni0_down(p.dst.name),
+              **{name: diagnose.cni0_down(p.dst.name) for name in [*p.cross_traces(p.dst), p.trace(p.dst, p.dst)]},
+          },
+          lambda p: ("the pods of one node are cut off", f"`k8slab node exec {p.dst.name} -- ip link`",
+                     f"{BRIDGE_IF} on {p.dst.name} must be up"),
+          lambda p: f"{BRIDGE_IF} was set down on {p.dst.name}", exercise=False),
+)
+
+BY_ID = {f.id: f for f in FAULTS}
+
+
+def fault(fault_id: str) -> Fault:
+    try:
+        return BY_ID[fault_id]
+    except KeyError:
+        raise LabStateError(f"no fault {fault_id!r} in the catalogue; there are: {', '.join(BY_ID)}") from None
