@@ -64,9 +64,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(lab.plan())
         return 0
-    if lab.is_up():
-        raise LabStateError(f"lab {spec.name!r} is already up ({backend}); nothing changed. Use "
-                            f"`{spec.command('recreate')}` to rebuild it or `{spec.command('destroy')}` to remove it")
+    # No "already up" check here: lab.up() makes it under the lab's lock, where a concurrent destroy cannot
+    # slip in between the check and the build.
     console.say(why)
     lab.up(console.progress_printer())
     console.say(f"lab {spec.name!r} is up ({backend}, {len(spec.nodes)} nodes). Next: `make test` or "
@@ -130,5 +129,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     lab = running_lab(spec, args.backend)
     console.say(f"lab {spec.name!r} ({lab.backend})")
+    drift = getattr(lab, "spec_drift", lambda: None)()
+    if drift:
+        console.say(f"warning: {drift}")
     print(console.table(lab.status()))
     return 0

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from k8slab.errors import LabStateError
-from k8slab.labs.base import Container, Lab, Result
+from k8slab.labs.base import Container, Lab, Result, name_problem
 from k8slab.labs.placement import node_name_clash, place
 from k8slab.labs.registry import BACKENDS, running_lab
 from k8slab.render import console
@@ -42,10 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     pod_sub.required = True
 
     p = _parser(pod_sub, "run", "start a pod and print its node and address (kubectl run)", RUN_EXAMPLES)
-    p.add_argument("name", help="pod name, a DNS label that is not a node's name (e.g. web)")
+    p.add_argument("name", type=pod_name, help="pod name, a DNS label that is not a node's name (e.g. web)")
     p.add_argument("--image", help="the first container's image (e.g. --image=httpd); default: httpd or nginx "
                                    "if a word of the name is one, else busybox")
-    p.add_argument("--node", help="pin the pod to this node (e.g. --node node-1); default: the schedulable node "
+    p.add_argument("--node", type=node_name, help="pin the pod to this node (e.g. --node node-1); default: the schedulable node "
                                   "with the fewest pods, as the scheduler would spread them")
     p.add_argument("--container", action="append", default=[], metavar="NAME=IMAGE",
                    help="another container sharing the pod's network, repeatable (e.g. --container sidecar=busybox)")
@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = _parser(pod_sub, "exec", "run a command in a pod's container (kubectl exec)", EXEC_EXAMPLES)
     p.add_argument("-i", "--stdin", action="store_true", help="keep stdin open, as kubectl's -i (e.g. -it for a shell)")
     p.add_argument("-t", "--tty", action="store_true", help="give the command a terminal, as kubectl's -t (e.g. -it for a shell)")
-    p.add_argument("name", help="the pod (e.g. client)")
+    p.add_argument("name", type=pod_name, help="the pod (e.g. client)")
     p.add_argument("-c", "--container", help="which container (e.g. -c sidecar); default: the pod's first")
     p.add_argument("argv", nargs="*", metavar="-- CMD ARGS", help="the command (e.g. -- traceroute -n 10.244.2.2)")
     _backend_arg(p)
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = _parser(pod_sub, "delete", "delete a pod, its containers, and free its address", "example:\n"
                 "  k8slab pod delete web\n")
-    p.add_argument("name", help="the pod (e.g. web)")
+    p.add_argument("name", type=pod_name, help="the pod (e.g. web)")
     _backend_arg(p)
     p.set_defaults(func=cmd_pod_delete)
 
@@ -79,10 +79,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     node_sub.required = True
     p = _parser(node_sub, "exec", "run a command on a node", "examples:\n  k8slab node exec controlplane -- ip route\n"
                 "  k8slab node exec node-1 -- tcpdump -ni cni0 icmp\n")
-    p.add_argument("node", help="the node (e.g. node-1)")
+    p.add_argument("node", type=node_name, help="the node (e.g. node-1)")
     p.add_argument("argv", nargs="*", metavar="-- CMD ARGS", help="the command (e.g. -- ip route)")
     _backend_arg(p)
     p.set_defaults(func=cmd_node_exec)
+
+
+def pod_name(text: str) -> str:
+    """argparse type: the one name check (labs.base.check_name), so `pod exec ../lab` is a usage error."""
+    problem = name_problem("pod", text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def node_name(text: str) -> str:
+    problem = name_problem("node", text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def _backend_arg(p: argparse.ArgumentParser) -> None:

@@ -6,8 +6,10 @@ import argparse
 import os
 import shutil
 import sys
+from ipaddress import IPv4Address
 
 from k8slab.errors import LabStateError
+from k8slab.labs.base import name_problem
 from k8slab.labs.registry import BACKENDS, running_lab
 from k8slab.render import console
 from k8slab.spec.model import load_spec
@@ -43,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                               "  k8slab trace controlplane node-1    node to node\n"
                               "  k8slab trace busybox 10.244.1.5 --no-capture",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("src", metavar="SRC", help="a pod or node to trace from")
-    p.add_argument("dst", metavar="DST", help="a pod, node or address to trace to")
+    p.add_argument("src", metavar="SRC", type=endpoint, help="a pod or node to trace from")
+    p.add_argument("dst", metavar="DST", type=endpoint, help="a pod, node or address to trace to")
     p.add_argument("--no-capture", action="store_true", help="skip the short tcpdump on the destination's eth1")
     p.add_argument("--backend", choices=BACKENDS, help="which lab (default: whichever of this spec is up)")
     p.set_defaults(func=cmd_trace)
@@ -56,9 +58,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog="examples:\n  k8slab diagram -o lab.svg\n  k8slab diagram -o path.png --trace busybox httpd",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="lab.svg or lab.png")
-    p.add_argument("--trace", nargs=2, metavar=("SRC", "DST"), help="highlight the path of a trace from SRC to DST")
+    p.add_argument("--trace", nargs=2, type=endpoint, metavar=("SRC", "DST"), help="highlight the path of a trace from SRC to DST")
     p.add_argument("--backend", choices=BACKENDS, help="which lab (default: whichever of this spec is up)")
     p.set_defaults(func=cmd_diagram)
+
+
+def endpoint(text: str) -> str:
+    """argparse type for a trace's ends: an IPv4 address, or a pod or node name passing the one name check."""
+    try:
+        IPv4Address(text)
+        return text
+    except ValueError:
+        pass
+    problem = name_problem("pod or node", text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def cmd_walkthrough(args: argparse.Namespace) -> int:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import abc
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from k8slab.errors import K8slabError
 from k8slab.spec.model import HOST_ONLY_IF, LabSpec, Node
 
 if TYPE_CHECKING:
@@ -18,6 +20,37 @@ if TYPE_CHECKING:
 
 # Receives one line of progress ("node-1: containerd: install packages"); the CLI shows it live.
 Progress = Callable[[str], None]
+
+
+# ASCII only and matched whole (fullmatch: `$` would let "web\n" through); no '/', '.' or '..' can pass.
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+MAX_SHOWN = 80  # a name echoed in an error is cut here, so a megabyte of argument is not printed back
+
+
+class InvalidNameError(K8slabError):
+    """A pod or node name no lab accepts."""
+
+
+def shown(name: str) -> str:
+    """A name as an error message quotes it: repr (control characters visible), at most MAX_SHOWN characters."""
+    return repr(name) if len(name) <= MAX_SHOWN else repr(name[:MAX_SHOWN]) + f"... ({len(name)} characters)"
+
+
+def name_problem(kind: str, name: str) -> str | None:
+    """The one check every pod and node name given to a command passes (exec, delete, trace, run): an ASCII
+    DNS label, so a name can never be a path ("../lab") or carry anything but [a-z0-9-]."""
+    if not _DNS_LABEL.fullmatch(name):
+        return (f"{kind} name {shown(name)} is not a DNS label: lowercase letters, digits and '-', starting and "
+                "ending with a letter or digit, at most 63 characters (as Kubernetes requires)")
+    return None
+
+
+def check_name(kind: str, name: str) -> str:
+    """name, or InvalidNameError saying why it cannot be a pod's or node's name."""
+    problem = name_problem(kind, name)
+    if problem:
+        raise InvalidNameError(problem)
+    return name
 
 
 def quiet(_: str) -> None:

@@ -6,7 +6,6 @@ already has, described by an Ansible inventory (`k8slab provision --inventory FI
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import shutil
 import subprocess
@@ -19,7 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
-from k8slab.labs.base import Container, Lab, Pod, PodState, Progress, Result, default_containers, node_row, quiet
+from k8slab.labs.base import (
+    Container,
+    Lab,
+    Pod,
+    PodState,
+    Progress,
+    Result,
+    check_name,
+    default_containers,
+    node_row,
+    quiet,
+)
 from k8slab.provision.inventory import SshEndpoint, endpoints_for, endpoints_from_inventory, ssh_config_text
 from k8slab.spec.model import LabSpec
 
@@ -39,7 +49,6 @@ KEEP_ALIVE = ["sh", "-c", "trap 'kill $! 2>/dev/null; exit 0' TERM; while :; do 
 POD_READY_TIMEOUT = 180
 # What coreutils' timeout returns: a command cut off by node_run/pod_run's own timeout.
 RC_TIMEOUT = 124
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def image_ref(image: str) -> str:
@@ -259,8 +268,7 @@ class SshLab(Lab):
         return [line.split("/", 1)[1] for line in result.stdout.split() if "/" in line]
 
     def pod_start(self, name: str, node: str, containers: Sequence[Container] = ()) -> Pod:
-        if not _DNS_LABEL.match(name):
-            raise LabStateError(f"pod name {name!r} must be a DNS label: lowercase letters, digits and '-'")
+        check_name("pod", name)
         self.spec.node(node)
         taken = self._pod_names()
         if name in taken:

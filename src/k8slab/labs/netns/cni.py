@@ -15,6 +15,7 @@ from k8slab.labs.netns import nsfs
 
 CNI_DIRS = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))  # Debian's package, then the upstream tarball's place
 NEEDED_PLUGINS = ("loopback", "bridge", "host-local")
+ALLOWED_TYPES = frozenset({"loopback", "bridge"})  # the plugins k8slab itself invokes (host-local via bridge)
 
 
 def find_plugin_dir() -> Path | None:
@@ -35,6 +36,9 @@ def invoke(plugin_dir: Path, command: str, config: dict[str, Any], *, container_
         "CNI_PATH": str(plugin_dir),
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
     }
+    if config.get("type") not in ALLOWED_TYPES:  # a config is data: it names one of the lab's plugins or nothing
+        raise CommandFailedError(f"refusing to run CNI plugin {str(config.get('type'))[:80]!r} for {what}: the lab "
+                                 f"uses only {', '.join(sorted(ALLOWED_TYPES))}")
     argv = [str(plugin_dir / config["type"])]
     with nsfs.entered(run_in):
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)

@@ -23,6 +23,7 @@ from k8slab.labs.base import Progress
 from k8slab.labs.netns import nsfs
 from k8slab.labs.netns.names import StatePaths
 from k8slab.labs.netns.plan import DEFAULT_ROUTE, LabPlan, RoutePlan
+from k8slab.labs.netns.state import make_dirs
 
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x02
@@ -78,7 +79,7 @@ def build(plan: LabPlan, state: StatePaths, progress: Progress) -> None:
 
 
 def _namespaces(plan: LabPlan, state: StatePaths, progress: Progress) -> None:
-    state.uts_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(state.root, state.uts_dir)  # 0700 whatever the umask, checked like every state directory
     for ns in plan.namespaces:
         nsfs.create_netns(ns.name)
         if ns.hostname:

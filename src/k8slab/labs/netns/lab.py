@@ -13,7 +13,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from k8slab.errors import K8slabError, LabSpecError, LabStateError, ToolMissingError
 from k8slab.interrupts import no_interrupts
-from k8slab.labs.base import Container, Lab, Pod, PodState, Progress, Result, quiet
+from k8slab.labs.base import Container, InvalidNameError, Lab, Pod, PodState, Progress, Result, check_name, quiet
 from k8slab.labs.netns import cni, containers, names, nsfs, pods, preflight, state
 from k8slab.labs.netns.plan import POD_IF, LabPlan, build_plan, loopback_config
 from k8slab.spec.model import LabSpec
@@ -32,8 +32,7 @@ if TYPE_CHECKING:
 TIMEOUT_RC = 124  # what coreutils' timeout returns, so a timed-out command reads the same everywhere
 
 
-class InvalidPodNameError(K8slabError):
-    """A pod name Kubernetes would refuse."""
+InvalidPodNameError = InvalidNameError  # the name tests and callers knew it by
 
 
 class NetnsLab(Lab):
@@ -44,6 +43,10 @@ class NetnsLab(Lab):
         self.paths = names.StatePaths(spec.name, state_root)
         self.prefix = names.prefix(spec.name)
         self._plan: LabPlan | None = None
+        # The lab's lock is one flock per process; these make it reentrant for the thread holding it.
+        self._lock_guard = threading.RLock()
+        self._lock_depth = 0
+        self._run = ""  # set by session(): the verify or walkthrough whose pods this process is making
 
     # ---- availability and the plan
 
@@ -75,7 +78,7 @@ class NetnsLab(Lab):
     # ---- lifecycle
 
     def is_up(self) -> bool:
-        return self.paths.lab_file.exists()
+        return os.path.lexists(self.paths.lab_file)
 
     def notes_dir(self) -> Path:
         return self.paths.dir / "notes"  # removed by destroy with the rest of the lab's state
@@ -84,17 +87,64 @@ class NetnsLab(Lab):
         return bool(nsfs.list_netns(self.prefix)) or self.paths.dir.exists()
 
     def _leftovers_under_lock(self) -> bool:
-        """has_leftovers, minus the lock file this very command has just made."""
-        extra = [p for p in self.paths.dir.iterdir() if p != self.paths.lock] if self.paths.dir.exists() else []
+        """has_leftovers, minus the lock files this very command has just made."""
+        mine = {self.paths.lock, self.paths.session_lock}
+        extra = [p for p in self.paths.dir.iterdir() if p not in mine] if self.paths.dir.exists() else []
         return bool(nsfs.list_netns(self.prefix) or extra)
 
-    def _lock(self):
-        return state.locked(self.paths.lock, f"lab {self.spec.name!r}")
+    @contextlib.contextmanager
+    def locked(self, create: bool = False, progress: Progress | None = None) -> Iterator[None]:
+        """Hold the lab's lock for a whole read-modify-write of its state (other lanes' code may wrap theirs in
+        it too). Reentrant in the thread that holds it; other threads and processes wait. create: make the
+        state directory if missing (up, destroy); without it a lab destroyed meanwhile is "not up"."""
+        if not self._lock_guard.acquire(timeout=120):
+            raise LabStateError(f"lab {self.spec.name!r}: another thread of this command holds the lab's lock")
+        try:
+            if self._lock_depth:
+                self._lock_depth += 1
+                try:
+                    yield
+                finally:
+                    self._lock_depth -= 1
+                return
+            try:
+                held = state.locked(self.paths.root, self.paths.lock, f"lab {self.spec.name!r}", create=create,
+                                    waiting=progress)
+                held.__enter__()
+            except state.LabGoneError:
+                self._require_up()  # its message says how to start the lab
+                raise
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
+                held.__exit__(None, None, None)
+        finally:
+            self._lock_guard.release()
+
+    def _lock(self, create: bool = False):
+        return self.locked(create=create)
+
+    @contextlib.contextmanager
+    def session(self, run: str, progress: Progress = quiet, timeout: float = 600) -> Iterator[None]:
+        """One verify or walkthrough at a time on this lab (their checks count every pod, and the walkthrough's
+        pods have fixed names): a second waits, saying so, and gives up clearly after timeout. Pods started
+        inside carry `run` and this process's mark, so a later command knows them as orphans if it dies."""
+        self._require_up()
+        self.reap(progress)
+        with state.locked(self.paths.root, self.paths.session_lock, f"lab {self.spec.name!r} (a {run} runs on it)",
+                          create=False, timeout=timeout, waiting=progress):
+            self._run = run
+            try:
+                yield
+            finally:
+                self._run = ""
 
     def up(self, progress: Progress = quiet) -> None:
         plan = self.lab_plan  # bad spec: refused before anything is built
         self._require_usable()
-        with self._lock():
+        with self._lock(create=True):
             if self.is_up():
                 raise LabStateError(f"lab {self.spec.name!r} is already up (netns); nothing changed. Use "
                                     f"`{self.spec.command('recreate')}` to rebuild it or "
@@ -108,9 +158,9 @@ class NetnsLab(Lab):
 
                 kernel.build(plan, self.paths, progress)
                 for node in plan.nodes:
-                    state.write_json(self.paths.cni_conf(node.node.name), node.cni_config)
-                self.paths.pods_dir.mkdir(parents=True, exist_ok=True)
-                state.write_json(self.paths.lab_file, {
+                    state.write_json(self.paths.root, self.paths.cni_conf(node.node.name), node.cni_config)
+                state.make_dirs(self.paths.root, self.paths.pods_dir)
+                state.write_json(self.paths.root, self.paths.lab_file, {
                     "name": self.spec.name, "backend": self.backend, "spec": self.spec.source,
                     "fingerprint": self._fingerprint(), "built_at": time.time(),
                     "nodes": [n.name for n in self.spec.nodes],
@@ -131,7 +181,16 @@ class NetnsLab(Lab):
             progress(f"nothing of lab {self.spec.name!r} is left")
             return
         with no_interrupts():
-            with self._lock():
+            try:
+                with self._lock(create=True):
+                    if self._leftovers_under_lock():
+                        self._teardown(progress)
+                    else:  # another destroy was first: take away the lock file this one made
+                        progress(f"nothing of lab {self.spec.name!r} is left")
+                        self._remove_state_dir()
+            except state.UnsafeStateError as exc:
+                # A state directory someone else could write is not read, only removed (without following links).
+                progress(f"{exc}; removing it without reading it")
                 self._teardown(progress)
             self._remove_empty_root()
 
@@ -142,12 +201,20 @@ class NetnsLab(Lab):
         killed = nsfs.kill_all(sorted({*nsfs.pids_in(paths), *containers.pids_under(self.paths.dir)}))
         for path in paths:
             nsfs.unbind(path)
-        if self.paths.uts_dir.exists():
-            for uts in self.paths.uts_dir.iterdir():
-                nsfs.unbind(uts)
-        if self.paths.dir.exists():
-            shutil.rmtree(self.paths.dir)
+        uts_dir = self.paths.uts_dir
+        # Only a real directory is listed: a symlink planted at uts/ would lead to other mounts.
+        if _is_real_dir(self.paths.dir) and _is_real_dir(uts_dir):
+            for uts in uts_dir.iterdir():
+                nsfs.unbind(uts)  # never follows a symlink planted in uts/
+        self._remove_state_dir()
         progress(f"removed {len(netns)} namespaces, {killed} processes and {self.paths.dir}")
+
+    def _remove_state_dir(self) -> None:
+        """rmtree never follows symlinks inside; a symlink planted at the directory itself is unlinked."""
+        if os.path.islink(self.paths.dir):
+            self.paths.dir.unlink()
+        elif self.paths.dir.exists():
+            shutil.rmtree(self.paths.dir)
 
     def _remove_empty_root(self) -> None:
         try:
@@ -166,17 +233,28 @@ class NetnsLab(Lab):
         if not self.is_up():
             raise LabStateError(f"the emulated lab {self.spec.name!r} is not up; start it with "
                                 f"`{self.spec.command('up --backend netns')}`")
-        built = state.read_json(self.paths.lab_file).get("fingerprint")
-        if built != self._fingerprint():
-            raise LabStateError(f"lab {self.spec.name!r} is up, but was built from a different spec than "
-                                f"{self.spec.source} (nodes, addresses or CIDRs differ); `{self.spec.command('recreate')}` rebuilds it")
+        drift = self.spec_drift()
+        if drift:
+            raise LabStateError(drift)
+
+    def spec_drift(self) -> str | None:
+        """Why the lab that is up does not match this spec (built from another one), or None."""
+        try:
+            built = state.read_json(self.paths.root, self.paths.lab_file)
+        except FileNotFoundError:
+            return None
+        if not isinstance(built, dict) or built.get("fingerprint") != self._fingerprint():
+            return (f"lab {self.spec.name!r} is up, but was built from a different spec than {self.spec.source} "
+                    f"(nodes, addresses or CIDRs differ); `{self.spec.command('recreate')}` rebuilds it")
+        return None
 
     def status(self) -> list[dict[str, str]]:
         rows = super().status()
-        pods = self.pods() if self.is_up() else []
+        drift = self.spec_drift() if self.is_up() else None  # the CLI warns; the records fit the other spec
+        pods = self.pods() if self.is_up() and not drift else []
         for row in rows:
             row["netns"] = names.node_netns(self.spec.name, row["node"])
-            row["pods"] = str(sum(p.node == row["node"] for p in pods))
+            row["pods"] = "?" if drift else str(sum(p.node == row["node"] for p in pods))
         return rows
 
     # ---- nodes
@@ -200,7 +278,10 @@ class NetnsLab(Lab):
     # ---- pods
 
     def pod_argv(self, name: str, container: str | None = None) -> list[str]:
-        return pods.exec_argv(self.paths.dir, self._pod_record(name), container)
+        rec = self._pod_record(name)
+        if rec.phase != "ready":
+            raise LabStateError(f"pod {name} is still being made (or its maker died; the next `pod list` removes it)")
+        return pods.exec_argv(self.paths.dir, rec, container)
 
     def pod_run(self, name: str, argv: Sequence[str], timeout: float = 30, container: str | None = None) -> Result:
         return _run([*self.pod_argv(name, container), *argv], timeout)
@@ -211,19 +292,70 @@ class NetnsLab(Lab):
     def pods(self) -> list[Pod]:
         return [Pod(r.name, r.node, IPv4Address(r.ip)) for r in self._pod_records()]
 
-    def _pod_records(self) -> list[state.PodRecord]:
-        if not self.paths.pods_dir.exists():
+    def _pod_records(self, phase: str | None = "ready") -> list[state.PodRecord]:
+        """The pods' records (only those of one phase unless phase is None), each checked and validated. A
+        record deleted meanwhile (another command's pod delete) is skipped, not an error."""
+        try:
+            state.check_dirs(self.paths.root, self.paths.pods_dir)
+            files = sorted(os.listdir(self.paths.pods_dir))
+        except FileNotFoundError:
             return []
-        return sorted((state.PodRecord.from_json(state.read_json(p)) for p in self.paths.pods_dir.glob("*.json")),
-                      key=lambda r: r.name)
+        found = []
+        for entry in files:
+            if entry.startswith(".") or not entry.endswith(".json"):
+                continue  # a temp file of a write in progress
+            try:
+                rec = self._read_record(entry[:-len(".json")])
+            except FileNotFoundError:
+                continue
+            if phase is None or rec.phase == phase:
+                found.append(rec)
+        return found
+
+    def _read_record(self, name: str) -> state.PodRecord:
+        if names.pod_name_problem(name):
+            raise state.UnsafeStateError(f"{self.paths.pods_dir} holds a record named {name[:80]!r}, which is no "
+                                         "pod name; `k8slab destroy` removes the lab without reading it")
+        data = state.read_json(self.paths.root, self.paths.pod_file(name))
+        plan = self.lab_plan
+        return state.validate_record(
+            data, expect_name=name, nodes={n.node.name: n.node.pod_subnet for n in plan.nodes},
+            netns=names.pod_netns(self.spec.name, name), uts=str(self.paths.pod_uts(name)),
+            ipam_dir=self.paths.ipam_dir)
 
     def _pod_record(self, name: str) -> state.PodRecord:
+        check_name("pod", name)
         self._require_up()
-        path = self.paths.pod_file(name)
-        if not path.exists():
+        try:
+            return self._read_record(name)
+        except FileNotFoundError:
             known = ", ".join(r.name for r in self._pod_records()) or "none"
-            raise LabStateError(f"no pod named {name!r} in lab {self.spec.name!r}; pods: {known}")
-        return state.PodRecord.from_json(state.read_json(path))
+            raise LabStateError(f"no pod named {name!r} in lab {self.spec.name!r}; pods: {known}") from None
+
+    def reap(self, progress: Progress = quiet) -> list[str]:
+        """Remove what a killed k8slab left (SIGKILL runs no cleanup): pods half made, pods of a verify or
+        walkthrough whose process is gone, and pod namespaces without a record. Says what it removed."""
+        if not self.is_up():
+            return []
+        with self.locked():
+            records = self._pod_records(phase=None)
+            orphans = [r for r in records if r.orphaned()]
+            known = {r.netns for r in records}
+            stray = [n for n in nsfs.list_netns(names.pod_netns(self.spec.name, ""))
+                     if n not in known and not names.pod_name_problem(n[len(names.pod_netns(self.spec.name, "")):])]
+            if not orphans and not stray:
+                return []
+            plugin_dir = cni.find_plugin_dir()
+            with no_interrupts():
+                for rec in orphans:
+                    why = f"{rec.run} " if rec.run else ""
+                    progress(f"removing pod {rec.name}: its {why}process {rec.owner_pid} ended without removing it")
+                    if plugin_dir is not None:
+                        self._remove_pod(rec, plugin_dir, strict=False)
+                for netns in stray:
+                    progress(f"removing namespace {netns}: a pod's, with no record (its maker was killed)")
+                    self._remove_stray(netns, plugin_dir)
+            return [r.name for r in orphans] + stray
 
     def pod_start(self, name: str, node: str, containers: Sequence[Container] = ()) -> Pod:
         return self.pods_start([(name, node)], {name: containers})[0]
@@ -235,9 +367,7 @@ class NetnsLab(Lab):
         A pod not in containers gets default_containers (its image follows its name)."""
         given = {name: pods.wanted_containers(name, (containers or {}).get(name, ())) for name, _ in wanted}
         for name, node in wanted:
-            problem = names.pod_name_problem(name)
-            if problem:
-                raise InvalidPodNameError(problem)
+            check_name("pod", name)
             self.spec.node(node)
             problems = pods.problems(self.spec, name, given[name])
             if problems:
@@ -246,9 +376,10 @@ class NetnsLab(Lab):
         if dup:
             raise LabStateError(f"pod names given more than once: {', '.join(dup)}")
         self._require_up()
+        self.reap()
         with self._lock():
             self._require_up()
-            taken = [n for n, _ in wanted if self.paths.pod_file(n).exists()]
+            taken = [n for n, _ in wanted if os.path.lexists(self.paths.pod_file(n))]
             if taken:
                 known = ", ".join(r.name for r in self._pod_records())
                 raise LabStateError(f"pod {', '.join(taken)} already exists in lab {self.spec.name!r} "
@@ -289,19 +420,25 @@ class NetnsLab(Lab):
         netns = names.pod_netns(lab, name)
         uts = self.paths.pod_uts(name)
         node_plan = self.lab_plan.node_plan(node)
-        rec = state.PodRecord(name=name, node=node, ip="", netns=netns, uts=str(uts),
-                              container_id=netns, cni_config=node_plan.cni_config, containers=pods.to_json(wanted))
-        ns_path = nsfs.create_netns(netns)
+        mark = state.RunMark.of_this_process()
+        rec = state.PodRecord(name=name, node=node, ip="", netns=netns, uts=str(uts), container_id=netns,
+                              cni_config=node_plan.cni_config, containers=pods.to_json(wanted), phase="creating",
+                              owner_pid=mark.pid, owner_start=mark.start, run=self._run)
+        # The record comes first, so a SIGKILL at any later point leaves a trace reap() finds and undoes.
+        state.write_json(self.paths.root, self.paths.pod_file(name), rec.to_json())
         try:
-            self.paths.uts_dir.mkdir(parents=True, exist_ok=True)
+            ns_path = nsfs.create_netns(netns)
+            state.make_dirs(self.paths.root, self.paths.uts_dir)
             nsfs.create_uts(uts, name)
             common = {"container_id": rec.container_id, "netns": ns_path, "ifname": POD_IF,
                           "run_in": nsfs.netns_path(node_plan.netns), "what": f"pod {name} on {node}"}
             cni.invoke(plugin_dir, "ADD", loopback_config(), **{**common, "ifname": "lo"})
             result = cni.invoke(plugin_dir, "ADD", rec.cni_config, **common)
             rec = state.PodRecord(**{**rec.to_json(), "ip": cni.result_ip(result)})
-            state.write_json(self.paths.pod_file(name), rec.to_json())
+            state.write_json(self.paths.root, self.paths.pod_file(name), rec.to_json())
             pods.start_all(self.paths.dir, rec, resolv_conf=None)
+            rec = state.PodRecord(**{**rec.to_json(), "phase": "ready"})
+            state.write_json(self.paths.root, self.paths.pod_file(name), rec.to_json())
             return rec
         except BaseException:
             with no_interrupts():
@@ -309,6 +446,7 @@ class NetnsLab(Lab):
             raise
 
     def pod_delete(self, name: str) -> None:
+        check_name("pod", name)
         plugin_dir = cni.find_plugin_dir()
         if plugin_dir is None:
             raise ToolMissingError("CNI plugins missing: apt-get install containernetworking-plugins")
@@ -318,8 +456,9 @@ class NetnsLab(Lab):
                 self._remove_pod(rec, plugin_dir, strict=True)
 
     def _remove_pod(self, rec: state.PodRecord, plugin_dir: Path, strict: bool) -> None:
-        """CNI DEL (frees the address in host-local), then the pod's processes, namespaces, record."""
-        ns_path = nsfs.netns_path(rec.netns)
+        """CNI DEL (frees the address in host-local), then the pod's processes, namespaces, record. Every path
+        is computed from the (validated) pod name, none taken from the record."""
+        ns_path = nsfs.netns_path(names.pod_netns(self.spec.name, rec.name))
         node_ns = nsfs.netns_path(names.node_netns(self.spec.name, rec.node))
         nsfs.kill_all(sorted({*nsfs.pids_in([ns_path]), *containers.pids_under(containers.pod_dir(self.paths.dir, rec.name))}))
         try:
@@ -329,9 +468,28 @@ class NetnsLab(Lab):
             if strict:
                 raise
         nsfs.unbind(ns_path)
-        nsfs.unbind(Path(rec.uts))
+        nsfs.unbind(self.paths.pod_uts(rec.name))
         shutil.rmtree(containers.pod_dir(self.paths.dir, rec.name), ignore_errors=True)
         self.paths.pod_file(rec.name).unlink(missing_ok=True)
+
+    def _remove_stray(self, netns: str, plugin_dir: Path | None) -> None:
+        """A pod namespace without a record: made by a k8slab killed before it wrote one (an older version).
+        Which node it was wired to is unknown, so every node's CNI DEL is asked (DEL of nothing is a no-op)."""
+        pod = netns[len(names.pod_netns(self.spec.name, "")):]
+        ns_path = nsfs.netns_path(netns)
+        nsfs.kill_all(sorted({*nsfs.pids_in([ns_path]), *containers.pids_under(containers.pod_dir(self.paths.dir, pod))}))
+        if plugin_dir is not None:
+            for node in self.lab_plan.nodes:
+                with contextlib.suppress(K8slabError):
+                    cni.invoke(plugin_dir, "DEL", node.cni_config, container_id=netns, netns=ns_path, ifname=POD_IF,
+                               run_in=nsfs.netns_path(node.netns), what=f"stray pod {pod}")
+        nsfs.unbind(ns_path)
+        nsfs.unbind(self.paths.pod_uts(pod))
+        shutil.rmtree(containers.pod_dir(self.paths.dir, pod), ignore_errors=True)
+
+
+def _is_real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
 
 
 def _run(argv: list[str], timeout: float) -> Result:

@@ -7,9 +7,9 @@ Lab names are [a-z0-9-]; the `_` ends the prefix so lab "a" never matches lab "a
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from k8slab.labs.base import name_problem
 from k8slab.spec.model import Node
 
 NETNS_DIR = Path("/run/netns")  # where `ip netns` keeps named namespaces; `ip netns list` reads it
@@ -24,9 +24,6 @@ HOSTONLY_BRIDGE = "vboxnet0"
 # The far end of a node's eth0: VirtualBox's NAT engine, which answers as the gateway and DNS.
 NAT_PEER_IF = "vboxnat"
 IFNAMSIZ = 15
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-
 
 def prefix(lab: str) -> str:
     return f"k8slab-{lab}_"
@@ -64,10 +61,7 @@ def reserved_node_name_problem(name: str) -> str | None:
 
 
 def pod_name_problem(name: str) -> str | None:
-    if not _DNS_LABEL.match(name):
-        return (f"pod name {name!r} is not a DNS label: lowercase letters, digits and '-', starting and "
-                "ending with a letter or digit, at most 63 characters (as Kubernetes requires)")
-    return None
+    return name_problem("pod", name)
 
 
 class StatePaths:
@@ -80,6 +74,11 @@ class StatePaths:
     @property
     def lock(self) -> Path:
         return self.dir / "lock"
+
+    @property
+    def session_lock(self) -> Path:
+        """Held by a verify or walkthrough for its whole run: one at a time per lab."""
+        return self.dir / "session.lock"
 
     @property
     def lab_file(self) -> Path:

@@ -26,6 +26,7 @@ MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
+UMOUNT_NOFOLLOW = 8  # umount2: never follow a symlink planted where a namespace file should be
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -109,8 +110,10 @@ def create_uts(path: Path, hostname: str) -> Path:
 
 
 def unbind(path: Path) -> None:
-    """Release a namespace bound at path (the kernel frees it once nothing else holds it)."""
-    if _libc.umount2(bytes(path), MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
+    """Release a namespace bound at path (the kernel frees it once nothing else holds it). A symlink at
+    path is removed, never followed: umount2 refuses it (UMOUNT_NOFOLLOW) and unlink takes the link itself."""
+    if (_libc.umount2(bytes(path), MNT_DETACH | UMOUNT_NOFOLLOW) != 0
+            and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT)):
         err = ctypes.get_errno()
         raise OSError(err, f"umount {path}: {os.strerror(err)}")
     try:
