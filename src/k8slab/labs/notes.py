@@ -5,12 +5,12 @@ rebuilds the value it stands for, so a record edited by hand is refused, never t
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from k8slab.errors import LabStateError
+from k8slab.labs.netns import state as private_files
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,7 +32,7 @@ def read(lab: Lab, name: str, validate: Callable[[Any], T]) -> T | None:
     """The record `name` as validate rebuilds it, None if there is none; LabStateError if it is not one of ours."""
     path = _path(lab, name)
     try:
-        text = path.read_text()
+        text = private_files.read_bytes(path.parent, path)  # ours, 0600, no symlink: else refused, never read
     except FileNotFoundError:
         return None
     try:
@@ -45,10 +45,9 @@ def read(lab: Lab, name: str, validate: Callable[[Any], T]) -> T | None:
 def write(lab: Lab, name: str, data: Any) -> None:
     """Atomic: a reader (or a crash) sees the old record or the new one, never half of it."""
     path = _path(lab, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    path.parent.parent.mkdir(parents=True, exist_ok=True)
+    # the notes directory 0700, the file 0600 through a fresh O_EXCL|O_NOFOLLOW temp file and rename
+    private_files.write_bytes(path.parent, path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def remove(lab: Lab, name: str) -> None:
