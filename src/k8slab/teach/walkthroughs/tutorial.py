@@ -193,21 +193,27 @@ def _run2(ctx: StepContext, text: StepText) -> StepResult:
     return traced(ctx, text, pairs, capture=False)
 
 
+def _busybox_traces_httpd(busybox_on: str, httpd_on: str, dst: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Steps 3 and 4's commands: httpd and busybox pinned to their nodes, busybox traces httpd; as the tutorial
+    writes them (kubectl) and as the emulated lab runs them (k8slab)."""
+    tutorial = (_pinned(HTTPD, "httpd", httpd_on), _pinned(BUSYBOX, "busybox", busybox_on, SLEEP),
+                f"kubectl exec -it {BUSYBOX} -- traceroute -n {dst}")
+    emulated = (f"k8slab pod run {HTTPD} --node {httpd_on}", f"k8slab pod run {BUSYBOX} --node {busybox_on}",
+                f"k8slab pod exec {BUSYBOX} -- traceroute -n {dst}")
+    return tutorial, emulated
+
+
+def _run_busybox_traces_httpd(ctx: StepContext, text: StepText) -> StepResult:
+    return traced(ctx, text, [(_pod_ep(ctx, BUSYBOX), _pod_ep(ctx, HTTPD))], ctx.capture)
+
+
 def _text3(spec: LabSpec, r: Roles, pods: Mapping[str, Pod]) -> StepText:
     w1 = r.node("dst_worker").name
     dst = _ip_of(pods, HTTPD, r.node("dst_worker"))
     return StepText(
         3, "pod to pod on one node: one hop", f"two pods on {w1} talk through {w1}'s bridge {BRIDGE_IF}; "
         "the packet never leaves the node and no router is crossed",
-        (_pinned(HTTPD, "httpd", w1), _pinned(BUSYBOX, "busybox", w1, SLEEP),
-         f"kubectl exec -it {BUSYBOX} -- traceroute -n {dst}"),
-        (f"k8slab pod run {HTTPD} --node {w1}", f"k8slab pod run {BUSYBOX} --node {w1}",
-         f"k8slab pod exec {BUSYBOX} -- traceroute -n {dst}"),
-        f"1 hop: {dst}, the target itself")
-
-
-def _run3(ctx: StepContext, text: StepText) -> StepResult:
-    return traced(ctx, text, [(_pod_ep(ctx, BUSYBOX), _pod_ep(ctx, HTTPD))], ctx.capture)
+        *_busybox_traces_httpd(w1, w1, dst), f"1 hop: {dst}, the target itself")
 
 
 def _text4(spec: LabSpec, r: Roles, pods: Mapping[str, Pod]) -> StepText:
@@ -219,15 +225,8 @@ def _text4(spec: LabSpec, r: Roles, pods: Mapping[str, Pod]) -> StepText:
     return StepText(
         4, "pod to pod across nodes: three hops", f"a pod on {w2} reaches a pod on {w1}: {w2} routes the "
         f"packet out of {HOST_ONLY_IF} to {w1} (flannel {spec.cni_backend}), which hands it to its {BRIDGE_IF}",
-        (_pinned(HTTPD, "httpd", w1), _pinned(BUSYBOX, "busybox", w2, SLEEP),
-         f"kubectl exec -it {BUSYBOX} -- traceroute -n {dst}"),
-        (f"k8slab pod run {HTTPD} --node {w1}", f"k8slab pod run {BUSYBOX} --node {w2}",
-         f"k8slab pod exec {BUSYBOX} -- traceroute -n {dst}"),
+        *_busybox_traces_httpd(w2, w1, dst),
         f"3 hops in this order: {n2.pod_gateway} ({w2}'s {BRIDGE_IF}), {via}, {dst} (the pod)")
-
-
-def _run4(ctx: StepContext, text: StepText) -> StepResult:
-    return traced(ctx, text, [(_pod_ep(ctx, BUSYBOX), _pod_ep(ctx, HTTPD))], ctx.capture)
 
 
 TUTORIAL = Walkthrough(
@@ -235,7 +234,7 @@ TUTORIAL = Walkthrough(
     "across nodes",
     (Step("a pod runs", _text1, _run1, needs=_workers(1), starts=(NGINX,)),
      Step("node to node: one hop", _text2, _run2, needs=_two_nodes),
-     Step("pod to pod on one node: one hop", _text3, _run3, needs=_workers(1),
+     Step("pod to pod on one node: one hop", _text3, _run_busybox_traces_httpd, needs=_workers(1),
           pods=(PodPart(HTTPD, "dst_worker", "httpd"), PodPart(BUSYBOX, "dst_worker", "busybox", SLEEP))),
-     Step("pod to pod across nodes: three hops", _text4, _run4, needs=_workers(2),
+     Step("pod to pod across nodes: three hops", _text4, _run_busybox_traces_httpd, needs=_workers(2),
           pods=(PodPart(HTTPD, "dst_worker", "httpd"), PodPart(BUSYBOX, "src_worker", "busybox", SLEEP)))))
