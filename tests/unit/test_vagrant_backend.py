@@ -154,7 +154,16 @@ def test_kubectl_run_pins_the_pod_to_the_node():
     assert args[:2] == ["run", "client"] and f"--image={IMAGE_TAGS['busybox']}" in args
     assert _overrides(args) == {"apiVersion": "v1", "spec": {
         "nodeSelector": {"kubernetes.io/hostname": node},
+        "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
         "containers": [{"name": "client", "image": IMAGE_TAGS["busybox"], "command": KEEP_ALIVE}]}}
+
+
+def test_a_pod_on_the_control_plane_tolerates_kubeadms_taint():
+    # What kubeadm puts on a control plane it was not told to leave untainted (`kubectl get nodes` of a lab).
+    taint = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+    spec = _overrides(kubectl_run_args("client", SPEC.control_plane.name))["spec"]
+    assert any(t["key"] == taint["key"] and t["effect"] == taint["effect"] and t["operator"] == "Exists"
+               for t in spec["tolerations"])
 
 
 def test_kubectl_run_renders_every_container_of_the_pod():
