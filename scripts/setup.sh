@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # The emulated lab and the tests use these; vagrant without its ~780 MB of recommends is enough
 # for `vagrant validate --ignore-provider`.
 APT_PACKAGES=(containernetworking-plugins iproute2 iptables util-linux traceroute tcpdump iputils-ping procps
-              debootstrap graphviz chromium openssh-server netcat-openbsd python3-venv busybox)
+              debootstrap graphviz chromium openssh-server netcat-openbsd python3-venv busybox bird2)
 APT_NO_RECOMMENDS=(vagrant)
 
 missing=()

@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 
 from k8slab.errors import LabSpecError, LabStateError
+from k8slab.spec import calico as calico_facts
+from k8slab.spec.calico import CalicoConfig
 
 # VirtualBox facts, not lab choices: every VM's NAT NIC gets the same addresses on a private link.
 NAT_NETWORK = IPv4Network("10.0.2.0/24")
@@ -33,8 +35,8 @@ VXLAN_IF = "flannel.1"
 NODE_CIDR_PREFIX = 24
 
 ROLES = ("control-plane", "worker")
-CNI_PLUGINS = ("flannel",)
-CNI_BACKENDS = ("host-gw", "vxlan")
+CNI_PLUGINS = ("flannel", "calico")
+CNI_BACKENDS = ("host-gw", "vxlan", "ipip")  # flannel's backends (ipip: pkg/backend/ipip)
 # kubeadm's preflight checks refuse a control plane with less (NumCPU, Mem).
 CONTROL_PLANE_MIN_CPUS = 2
 CONTROL_PLANE_MIN_MEMORY_MB = 1700
@@ -73,6 +75,14 @@ class LabSpec:
     cni_interface: str
     nodes: tuple[Node, ...]
     source: str = "lab.yaml"
+    calico: CalicoConfig | None = None  # set when cni_plugin is calico (cni_backend is then "")
+
+    @property
+    def dataplane(self) -> str:
+        """The CNI and its mode in a few words: "flannel host-gw", "calico VXLANCrossSubnet"."""
+        if self.calico is not None:
+            return f"calico {self.calico.encapsulation}"
+        return f"{self.cni_plugin} {self.cni_backend}"
 
     @property
     def host_ip(self) -> IPv4Address:
@@ -203,13 +213,12 @@ class _Validator:
         pod_cidr = self.network(k8s, "pod_cidr", "kubernetes.pod_cidr")
         service_cidr = self.network(k8s, "service_cidr", "kubernetes.service_cidr")
 
-        cni = self.mapping(top.get("cni", {}), "cni", {"plugin", "backend"}, {"interface"})
+        cni = self.mapping(top.get("cni", {}), "cni", {"plugin"},
+                           {"backend", "interface", "encapsulation", "block_size"})
         plugin = self.typed(cni, "plugin", "cni.plugin", str)
         if plugin is not None and plugin not in CNI_PLUGINS:
             self.fail("cni.plugin", f"unknown CNI plugin {plugin!r}; supported: {', '.join(CNI_PLUGINS)}")
-        backend = self.typed(cni, "backend", "cni.backend", str)
-        if backend is not None and backend not in CNI_BACKENDS:
-            self.fail("cni.backend", f"unknown flannel backend {backend!r}; supported: {', '.join(CNI_BACKENDS)}")
+        backend, calico = self.dataplane(cni, plugin)
         iface = self.typed(cni, "interface", "cni.interface", str, HOST_ONLY_IF)
         if iface is not None and iface != HOST_ONLY_IF:
             self.fail(
@@ -219,17 +228,46 @@ class _Validator:
             )
 
         self.check_overlaps(host_only, pod_cidr, service_cidr)
-        nodes = self.nodes(top.get("nodes"), host_only, pod_cidr)
+        nodes = self.nodes(top.get("nodes"), host_only, pod_cidr, calico)
 
         if self.problems:
             raise LabSpecError(self.source, self.problems)
         assert host_only and pod_cidr and service_cidr and name and box_name and box_version and version
-        assert plugin and backend and iface
+        assert plugin and backend is not None and iface
         return LabSpec(
             name=name, box_name=box_name, box_version=box_version, host_only=host_only, k8s_version=version,
             pod_cidr=pod_cidr, service_cidr=service_cidr, cni_plugin=plugin, cni_backend=backend,
-            cni_interface=iface, nodes=tuple(nodes), source=self.source,
+            cni_interface=iface, nodes=tuple(nodes), source=self.source, calico=calico,
         )
+
+    def dataplane(self, cni: dict[str, Any], plugin: str | None) -> tuple[str | None, CalicoConfig | None]:
+        """flannel's backend, or Calico's pool settings; each plugin refuses the other's keys."""
+        if plugin == "calico":
+            if "backend" in cni:
+                self.fail("cni.backend", "is flannel's; Calico's pool says `encapsulation: "
+                          f"{' | '.join(calico_facts.ENCAPSULATIONS)}` instead")
+            encap = self.typed(cni, "encapsulation", "cni.encapsulation", str, calico_facts.DEFAULT_ENCAPSULATION)
+            if encap is not None and encap not in calico_facts.ENCAPSULATIONS:
+                self.fail("cni.encapsulation", f"unknown Calico encapsulation {encap!r}; Calico's IPPool modes: "
+                          f"{', '.join(calico_facts.ENCAPSULATIONS)} (spelled as Calico spells them)")
+            size = self.typed(cni, "block_size", "cni.block_size", int, calico_facts.DEFAULT_BLOCK_SIZE)
+            lo, hi = calico_facts.MIN_BLOCK_SIZE, calico_facts.MAX_BLOCK_SIZE
+            if size is not None and not lo <= size <= hi:
+                self.fail("cni.block_size", f"{size} is outside {lo}..{hi}, the IPv4 block sizes Calico's IPPool "
+                          "accepts (default 26: 64 addresses per node)")
+            if None in (encap, size):
+                return "", None
+            return "", CalicoConfig(encap, size)
+        for key in ("encapsulation", "block_size"):
+            if key in cni:
+                self.fail(f"cni.{key}", f"is Calico's; flannel's mode is `backend: {' | '.join(CNI_BACKENDS)}`")
+        if "backend" not in cni:
+            self.fail("cni.backend", f"missing (required for flannel): one of {', '.join(CNI_BACKENDS)}")
+            return None, None
+        backend = self.typed(cni, "backend", "cni.backend", str)
+        if backend is not None and backend not in CNI_BACKENDS:
+            self.fail("cni.backend", f"unknown flannel backend {backend!r}; supported: {', '.join(CNI_BACKENDS)}")
+        return backend, None
 
     def check_overlaps(self, host_only: IPv4Network | None, pod: IPv4Network | None, svc: IPv4Network | None) -> None:
         if pod is None:
@@ -242,14 +280,17 @@ class _Validator:
         if svc is not None and host_only is not None and svc.overlaps(host_only):
             self.fail("kubernetes.service_cidr", f"{svc} overlaps network.host_only {host_only}")
 
-    def nodes(self, raw: Any, host_only: IPv4Network | None, pod_cidr: IPv4Network | None) -> list[Node]:
+    def nodes(self, raw: Any, host_only: IPv4Network | None, pod_cidr: IPv4Network | None,
+              calico: CalicoConfig | None = None) -> list[Node]:
         if raw is None:
             return []
         if not isinstance(raw, list) or not raw:
             self.fail("nodes", f"must be a non-empty list of nodes, got {_kind(raw)}")
             return []
         subnets: list[IPv4Network] = []
-        if pod_cidr is not None:
+        if pod_cidr is not None and calico is not None:
+            subnets = self.calico_blocks(pod_cidr, calico, len(raw))
+        elif pod_cidr is not None:
             if pod_cidr.prefixlen > NODE_CIDR_PREFIX:
                 self.fail("kubernetes.pod_cidr", f"{pod_cidr} is smaller than one /{NODE_CIDR_PREFIX}; "
                           "each node needs its own /24 (use a /16 like 10.244.0.0/16)")
@@ -294,8 +335,10 @@ class _Validator:
             if None in (name, role, cpus, memory, ip) or not subnets:
                 continue
             subnet = subnets[i]
+            # Calico's pods route via 169.254.1.1 (proxy ARP on their veth); flannel's via cni0, the subnet's first.
+            gateway = calico_facts.POD_GATEWAY if calico is not None else subnet.network_address + 1
             nodes.append(Node(name=name, role=role, ip=ip, cpus=cpus, memory=memory, index=i,
-                              pod_subnet=subnet, pod_gateway=subnet.network_address + 1))
+                              pod_subnet=subnet, pod_gateway=gateway))
 
         roles = [item.get("role") for item in raw if isinstance(item, dict)]
         count = roles.count("control-plane")
@@ -307,6 +350,20 @@ class _Validator:
             self.fail("nodes", "the control-plane node must come first: pod subnets are handed out in "
                       "registration order, and it registers first")
         return nodes
+
+    def calico_blocks(self, pod_cidr: IPv4Network, calico: CalicoConfig, count: int) -> list[IPv4Network]:
+        """One block per node (the emulated lab's order), if the pool holds that many."""
+        size = calico.block_size
+        if size < pod_cidr.prefixlen:
+            self.fail("cni.block_size", f"/{size} blocks are larger than the pool {pod_cidr}; use a block size of "
+                      f"at least {pod_cidr.prefixlen}")
+            return []
+        room = 2 ** (size - pod_cidr.prefixlen)
+        if room < count:
+            self.fail("cni.block_size", f"{pod_cidr} holds {room} /{size} blocks but the lab has {count} nodes; "
+                      "use smaller blocks (a larger block_size) or a larger pod CIDR")
+            return []
+        return calico_facts.blocks(pod_cidr, size, count)
 
     def node_ip(self, entry: dict[str, Any], field: str, host_only: IPv4Network | None,
                 seen: dict[IPv4Address, int], i: int) -> IPv4Address | None:

@@ -101,6 +101,11 @@ def _links(plan: LabPlan, socks: Sockets, progress: Progress) -> None:
                     fds[link.peer_netns] = os.open(nsfs.netns_path(link.peer_netns), os.O_RDONLY)
                 ipr.link("add", ifname=link.ifname, kind="veth", state="up",
                          peer={"ifname": link.peer_ifname, "net_ns_fd": fds[link.peer_netns]})
+            elif link.kind == "ipip":
+                ipr.link("add", ifname=link.ifname, kind="ipip", ipip_local=str(link.local), mtu=link.mtu, state="up")
+            elif link.kind == "tunl0":
+                # The ipip module makes tunl0 in every namespace; Calico only configures it.
+                ipr.link("set", index=socks.index(link.netns, link.ifname), mtu=link.mtu, state="up")
             elif link.kind == "vxlan":
                 v = link.vxlan
                 assert v is not None
@@ -127,8 +132,9 @@ def _links(plan: LabPlan, socks: Sockets, progress: Progress) -> None:
         ipr.addr("add", index=socks.index(addr.netns, addr.ifname), address=str(addr.address.ip),
                  prefixlen=addr.address.network.prefixlen)
     bridge_ports = len(plan.ports)
+    tunnels = sorted({x.ifname for x in plan.links if x.kind in ("vxlan", "ipip", "tunl0")})
     progress(f"links: host-only switch with {bridge_ports} ports, eth0 (NAT) and eth1 (host-only) on every node"
-             + (", flannel.1 (vxlan)" if any(x.kind == "vxlan" for x in plan.links) else ""))
+             + (f", {' and '.join(tunnels)}" if tunnels else ""))
 
 
 def _routes(plan: LabPlan, socks: Sockets, progress: Progress) -> None:
@@ -136,7 +142,7 @@ def _routes(plan: LabPlan, socks: Sockets, progress: Progress) -> None:
     for route in plan.routes:
         by_ns.setdefault(route.netns, []).append(route)
     for netns, routes in by_ns.items():
-        index = {name: socks.index(netns, name) for name in {r.dev for r in routes}}
+        index = {name: socks.index(netns, name) for name in {r.dev for r in routes if r.dev}}
         with nsfs.entered(nsfs.netns_path(netns)):
             add_routes(routes, index)
     for n in plan.neighs:
@@ -146,8 +152,7 @@ def _routes(plan: LabPlan, socks: Sockets, progress: Progress) -> None:
         ipr = socks[f.netns]
         ipr.fdb("append", ifindex=socks.index(f.netns, f.dev), lladdr=f.lladdr, dst=str(f.dst),
                 state=NUD_PERMANENT, flags=NTF_SELF)
-    progress(f"routes: {len(plan.routes)} ({plan.spec.cni_backend} routes to the other nodes' pod subnets, "
-             "default via NAT)")
+    progress(f"routes: {len(plan.routes)} ({plan.spec.dataplane} routes to the other nodes' pods, default via NAT)")
 
 
 def _sysctls(plan: LabPlan) -> None:
@@ -179,16 +184,17 @@ def _masquerade(plan: LabPlan, progress: Progress) -> None:
                 proc.kill()
                 proc.wait()
     if failed:
-        raise CommandFailedError("iptables-restore could not install flannel's masquerade rules:\n  "
+        raise CommandFailedError(f"iptables-restore could not install {plan.spec.cni_plugin}'s masquerade rules:\n  "
                                  + "\n  ".join(failed))
-    progress(f"masquerade: flannel's FLANNEL-POSTRTG nat chain on {len(procs)} nodes")
+    chain = "cali-nat-outgoing" if plan.spec.cni_plugin == "calico" else "FLANNEL-POSTRTG"
+    progress(f"masquerade: {plan.spec.cni_plugin}'s {chain} nat chain on {len(procs)} nodes")
 
 
 # Raw RTM_NEWROUTE batches: pyroute2 spends ~0.4 ms encoding one route; the kernel needs ~4 µs.
 RTM_NEWROUTE = 24
 NLMSG_ERROR = 2
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
-RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST, RTNH_F_ONLINK = 254, 3, 0, 1, 0x4
+RT_TABLE_MAIN, RT_SCOPE_UNIVERSE, RTN_UNICAST, RTN_BLACKHOLE, RTNH_F_ONLINK = 254, 0, 1, 6, 0x4
 RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
 
 
@@ -198,15 +204,18 @@ def _rta(kind: int, payload: bytes) -> bytes:
 
 
 def route_message(route: RoutePlan, oif: int, seq: int) -> bytes:
-    """One RTM_NEWROUTE as `ip route add` sends it (proto boot, so `ip route` shows it as flannel's)."""
+    """One RTM_NEWROUTE as `ip route add` sends it: proto boot unless the plan names its maker (Felix's 80),
+    a blackhole without a device."""
     flags = RTNH_F_ONLINK if route.onlink else 0
-    body = struct.pack("BBBBBBBBI", socket.AF_INET, route.dst.prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
-                       RT_SCOPE_UNIVERSE, RTN_UNICAST, flags)
+    kind = RTN_BLACKHOLE if route.blackhole else RTN_UNICAST
+    body = struct.pack("BBBBBBBBI", socket.AF_INET, route.dst.prefixlen, 0, 0, RT_TABLE_MAIN, route.proto,
+                       RT_SCOPE_UNIVERSE, kind, flags)
     if route.dst != DEFAULT_ROUTE:
         body += _rta(RTA_DST, route.dst.network_address.packed)
     if route.via is not None:
         body += _rta(RTA_GATEWAY, IPv4Address(route.via).packed)
-    body += _rta(RTA_OIF, struct.pack("I", oif))
+    if not route.blackhole:
+        body += _rta(RTA_OIF, struct.pack("I", oif))
     header = struct.pack("IHHII", 16 + len(body), RTM_NEWROUTE,
                          NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, 0)
     return header + body
@@ -220,7 +229,7 @@ def add_routes(routes: Sequence[RoutePlan], oif: dict[str, int]) -> None:
         sock.bind((0, 0))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         by_seq = {i + 1: r for i, r in enumerate(routes)}
-        sock.sendall(b"".join(route_message(r, oif[r.dev], seq) for seq, r in by_seq.items()))
+        sock.sendall(b"".join(route_message(r, oif.get(r.dev, 0), seq) for seq, r in by_seq.items()))
         pending, errors = set(by_seq), []
         while pending:
             buf = sock.recv(1 << 16)
@@ -235,3 +244,26 @@ def add_routes(routes: Sequence[RoutePlan], oif: dict[str, int]) -> None:
                 off += (length + 3) & ~3
     if errors:
         raise CommandFailedError("the kernel refused routes:\n  " + "\n  ".join(errors))
+
+
+IPIP_PROBE = "probe-ipip"
+
+
+def ipip_missing(prefix: str) -> str | None:
+    """Can this kernel make IP-in-IP devices? Asked in a scratch namespace of the lab's own prefix (the
+    kernel loads the `ipip` module on demand where it has one, and then gives every namespace a tunl0).
+    None when it can, else the kernel's answer."""
+    nsfs.ensure_netns_dir()
+    name = f"{prefix}{IPIP_PROBE}"
+    path = nsfs.create_netns(name)
+    try:
+        ipr = open_rtnl(name)
+        try:
+            ipr.link("add", ifname="k8slab-probe", kind="ipip")
+        except NetlinkError as exc:
+            return f"`ip link add type ipip` fails ({os.strerror(exc.code)}): the kernel module `ipip` is missing"
+        finally:
+            ipr.close()
+        return None
+    finally:
+        nsfs.unbind(path)

@@ -15,14 +15,14 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from k8slab.errors import K8slabError, LabSpecError, LabStateError, ToolMissingError
 from k8slab.interrupts import no_interrupts
 from k8slab.labs.base import Container, InvalidNameError, Lab, Pod, PodState, Progress, Result, check_name, quiet
-from k8slab.labs.netns import cni, containers, names, nsfs, pods, preflight, state
+from k8slab.labs.netns import bird, calico_pods, cni, containers, names, nsfs, pods, preflight, state
 from k8slab.labs.netns.plan import POD_IF, LabPlan, build_plan, loopback_config
 from k8slab.spec.model import LabSpec
 
@@ -33,6 +33,23 @@ TIMEOUT_RC = 124  # what coreutils' timeout returns, so a timed-out command read
 
 
 InvalidPodNameError = InvalidNameError  # the name tests and callers knew it by
+
+
+class DataplaneUnsupportedError(ToolMissingError):
+    """The kernel lacks what the chosen dataplane needs (the ipip module for IPIP)."""
+
+
+def ipip_refusal(spec: LabSpec, problem: str) -> str:
+    """Why an IPIP lab cannot be built on this kernel, and the VXLAN mode that teaches the same lesson."""
+    if spec.cni_plugin == "calico":
+        assert spec.calico is not None
+        instead = spec.calico.encapsulation.replace("IPIP", "VXLAN")
+        edit = f"cni.encapsulation: {instead}"
+    else:
+        edit = "cni.backend: vxlan"
+    return (f"{spec.dataplane} needs IP-in-IP tunnels, and this kernel has none: {problem}. Nothing was built. "
+            f"Load the module where you can (`modprobe ipip`), or set `{edit}` in {spec.source}: VXLAN shows "
+            "the same lesson with UDP (port and 50 bytes of headers instead of protocol 4 and 20 bytes)")
 
 
 class NetnsLab(Lab):
@@ -144,6 +161,7 @@ class NetnsLab(Lab):
     def up(self, progress: Progress = quiet) -> None:
         plan = self.lab_plan  # bad spec: refused before anything is built
         self._require_usable()
+        self._require_dataplane(plan)
         with self._lock(create=True):
             if self.is_up():
                 raise LabStateError(f"lab {self.spec.name!r} is already up (netns); nothing changed. Use "
@@ -157,6 +175,9 @@ class NetnsLab(Lab):
                 from k8slab.labs.netns import kernel
 
                 kernel.build(plan, self.paths, progress)
+                if plan.bird:
+                    bird.start(self.paths.root, plan.bird, progress)
+                    bird.wait_established(plan.bird, progress)
                 for node in plan.nodes:
                     state.write_json(self.paths.root, self.paths.cni_conf(node.node.name), node.cni_config)
                 state.make_dirs(self.paths.root, self.paths.pods_dir)
@@ -172,6 +193,18 @@ class NetnsLab(Lab):
                     self._remove_empty_root()
                 raise
             progress(f"emulated lab {self.spec.name!r} built in {time.monotonic() - start:.2f} s")
+
+    def _require_dataplane(self, plan: LabPlan) -> None:
+        """What this dataplane needs beyond the lab's tools: BIRD for Calico's BGP modes, the kernel's
+        ipip module for IPIP (probed in a scratch namespace, so nothing of the lab is built before)."""
+        if plan.bird and (problem := bird.missing()):
+            raise ToolMissingError(f"{self.spec.dataplane} needs BIRD: {problem}")
+        if any(link.kind in ("ipip", "tunl0") for link in plan.links):
+            from k8slab.labs.netns import kernel
+
+            problem = kernel.ipip_missing(self.prefix)
+            if problem:
+                raise DataplaneUnsupportedError(ipip_refusal(self.spec, problem))
 
     def destroy(self, progress: Progress = quiet) -> None:
         problem = self.teardown_unavailable_reason()
@@ -223,9 +256,9 @@ class NetnsLab(Lab):
             pass  # other labs are still there, or it was never made
 
     def _fingerprint(self) -> str:
-        """What pods depend on: node names, addresses, subnets, the backend."""
+        """What pods depend on: node names, addresses, subnets, the dataplane."""
         s = self.spec
-        data = [str(s.host_only), str(s.pod_cidr), s.cni_backend,
+        data = [str(s.host_only), str(s.pod_cidr), s.dataplane, s.calico.block_size if s.calico else None,
                 [(n.name, str(n.ip), str(n.pod_subnet)) for n in s.nodes]]
         return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
@@ -433,8 +466,13 @@ class NetnsLab(Lab):
             common = {"container_id": rec.container_id, "netns": ns_path, "ifname": POD_IF,
                           "run_in": nsfs.netns_path(node_plan.netns), "what": f"pod {name} on {node}"}
             cni.invoke(plugin_dir, "ADD", loopback_config(), **{**common, "ifname": "lo"})
-            result = cni.invoke(plugin_dir, "ADD", rec.cni_config, **common)
-            rec = state.PodRecord(**{**rec.to_json(), "ip": cni.result_ip(result)})
+            if rec.cni_config["type"] == "calico":
+                ip = calico_pods.allocate(self.paths.root, *self._calico_block(node), name)
+                rec = state.PodRecord(**{**rec.to_json(), "ip": str(ip)})
+                calico_pods.wire(nsfs.netns_path(node_plan.netns), ns_path, name, ip, rec.cni_config["mtu"])
+            else:
+                result = cni.invoke(plugin_dir, "ADD", rec.cni_config, **common)
+                rec = state.PodRecord(**{**rec.to_json(), "ip": cni.result_ip(result)})
             state.write_json(self.paths.root, self.paths.pod_file(name), rec.to_json())
             pods.start_all(self.paths.dir, rec, resolv_conf=None)
             rec = state.PodRecord(**{**rec.to_json(), "phase": "ready"})
@@ -444,6 +482,11 @@ class NetnsLab(Lab):
             with no_interrupts():
                 self._remove_pod(rec, plugin_dir, strict=False)
             raise
+
+    def _calico_block(self, node: str) -> tuple[Path, IPv4Network, int]:
+        """Where the node's block lives, the block and its first pod ordinal: from the plan, never a record."""
+        ipam = self.lab_plan.node_plan(node).cni_config["ipam"]
+        return self.paths.calico_block(node), IPv4Network(ipam["block"]), ipam["first_ordinal"]
 
     def pod_delete(self, name: str) -> None:
         check_name("pod", name)
@@ -462,9 +505,13 @@ class NetnsLab(Lab):
         node_ns = nsfs.netns_path(names.node_netns(self.spec.name, rec.node))
         nsfs.kill_all(sorted({*nsfs.pids_in([ns_path]), *containers.pids_under(containers.pod_dir(self.paths.dir, rec.name))}))
         try:
-            cni.invoke(plugin_dir, "DEL", rec.cni_config, container_id=rec.container_id, netns=ns_path,
-                       ifname=POD_IF, run_in=node_ns, what=f"pod {rec.name} on {rec.node}")
-        except K8slabError:
+            if rec.cni_config["type"] == "calico":
+                calico_pods.unwire(node_ns, rec.name)
+                calico_pods.release(self.paths.root, *self._calico_block(rec.node), rec.name)
+            else:
+                cni.invoke(plugin_dir, "DEL", rec.cni_config, container_id=rec.container_id, netns=ns_path,
+                           ifname=POD_IF, run_in=node_ns, what=f"pod {rec.name} on {rec.node}")
+        except (K8slabError, OSError):
             if strict:
                 raise
         nsfs.unbind(ns_path)

@@ -106,6 +106,15 @@ class StatePaths:
         """host-local's dataDir for one node (kubelet's is /var/lib/cni/networks on a real node)."""
         return self.dir / "ipam" / node
 
+    def calico_block(self, node: str) -> Path:
+        """The node's Calico block: its free list and the pods holding addresses (Calico's datastore)."""
+        return self.dir / "ipam" / f"{node}.calico.json"
+
+    @property
+    def bird_dir(self) -> Path:
+        """BIRD's configs, control sockets, pid files and logs, one set per node."""
+        return self.dir / "bird"
+
     def cni_conf(self, node: str) -> Path:
         """The node's CNI config as flannel writes it, kept for people to read (`/etc/cni/net.d` on a VM)."""
         return self.dir / "cni" / f"{node}.json"

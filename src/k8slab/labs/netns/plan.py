@@ -26,10 +26,16 @@ from k8slab.spec.model import (
 )
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
+RTPROT_BOOT = 3  # what `ip route add` sets and `ip route` does not print
 # flannel's vxlan backend: VNI 1 on the Linux default port, 50 bytes of outer headers under a 1500 MTU.
 VXLAN_VNI = 1
 VXLAN_PORT = 8472
 VXLAN_OVERHEAD = 50
+# flannel's ipip backend (pkg/backend/ipip/ipip.go): its own device flannel.ipip (local = the node's eth1
+# address, so it is not the namespace's fallback tunl0), MTU 20 below the NIC's, the subnet's network
+# address as a /32, and routes `<peer subnet> via <peer eth1> dev flannel.ipip onlink`.
+FLANNEL_IPIP_IF = "flannel.ipip"
+IPIP_OVERHEAD = 20
 ETH_MTU = 1500
 # kube-flannel.yml names its CNI network cbr0 and delegates to the bridge plugin with these.
 CNI_NETWORK = "cbr0"
@@ -65,17 +71,20 @@ class VxlanOpts:
 class LinkPlan:
     netns: str
     ifname: str
-    kind: str  # "veth", "bridge" or "vxlan"
+    kind: str  # "veth", "bridge", "vxlan", or "tunl0" (the ipip module's own device in every namespace)
     peer_netns: str | None = None
     peer_ifname: str | None = None
     mtu: int | None = None
     mac: str | None = None
     vxlan: VxlanOpts | None = None
+    local: IPv4Address | None = None  # an ipip device's local (outer source) address
 
     def describe(self) -> str:
         text = f"{self.ifname}  {self.kind}"
         if self.kind == "veth":
             text += f", other end {self.peer_ifname} in {self.peer_netns}"
+        if self.kind == "ipip":
+            text += f" mode ipip local {self.local} remote any"
         if self.vxlan:
             v = self.vxlan
             text += f" id {v.vni} dstport {v.port} local {v.local} dev {v.dev} nolearning"
@@ -106,15 +115,20 @@ class AddrPlan:
 class RoutePlan:
     netns: str
     dst: IPv4Network
-    dev: str
+    dev: str  # "" for a blackhole route, which has no device
     via: IPv4Address | None = None
     onlink: bool = False
     why: str = ""
+    proto: int = RTPROT_BOOT  # who made it, as `ip route` shows it ("proto 80": Felix)
+    blackhole: bool = False
 
     def describe(self) -> str:
         dst = "default" if self.dst == DEFAULT_ROUTE else str(self.dst)
-        text = dst + (f" via {self.via}" if self.via else "") + f" dev {self.dev}" + (" onlink" if self.onlink else "")
-        return text
+        if self.blackhole:
+            text = f"blackhole {dst}"
+        else:
+            text = dst + (f" via {self.via}" if self.via else "") + f" dev {self.dev}" + (" onlink" if self.onlink else "")
+        return text + (f" proto {self.proto}" if self.proto != RTPROT_BOOT else "")
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,20 @@ class FdbPlan:
     dev: str
     lladdr: str
     dst: IPv4Address
+
+
+@dataclass(frozen=True)
+class BirdPlan:
+    """One node's BIRD: its config file's text, where its control socket and pid file go."""
+
+    node: str
+    netns: str
+    config: str
+    config_path: str
+    socket: str
+    pidfile: str
+    log: str
+    peers: tuple[IPv4Address, ...]
 
 
 @dataclass(frozen=True)
@@ -156,6 +184,7 @@ class LabPlan:
     neighs: tuple[NeighPlan, ...] = ()
     fdbs: tuple[FdbPlan, ...] = ()
     nodes: tuple[NodePlan, ...] = field(default=())
+    bird: tuple[BirdPlan, ...] = ()  # Calico's BGP daemons, one per node (BGP modes only)
 
     def node_plan(self, node: str) -> NodePlan:
         for n in self.nodes:
@@ -185,7 +214,8 @@ def vxlan_mac(node: Node) -> str:
 
 
 def pod_mtu(spec: LabSpec) -> int:
-    return ETH_MTU - VXLAN_OVERHEAD if spec.cni_backend == "vxlan" else ETH_MTU
+    """flannel's subnet.env MTU: the NIC's less the backend's outer headers (vxlan.go, ipip.go)."""
+    return ETH_MTU - {"vxlan": VXLAN_OVERHEAD, "ipip": IPIP_OVERHEAD}.get(spec.cni_backend, 0)
 
 
 def cni_config(spec: LabSpec, node: Node, ipam_dir: str) -> dict[str, Any]:
@@ -232,64 +262,100 @@ def masquerade_rules(spec: LabSpec, node: Node) -> str:
                       *rules, "COMMIT", ""])
 
 
-def build_plan(spec: LabSpec, state: names.StatePaths | None = None) -> LabPlan:
-    state = state or names.StatePaths(spec.name)
+@dataclass
+class Parts:
+    """A plan being put together: the underlay first, then a dataplane's own pieces."""
+
+    namespaces: list[NetnsPlan] = field(default_factory=list)
+    links: list[LinkPlan] = field(default_factory=list)
+    ports: list[PortPlan] = field(default_factory=list)
+    addrs: list[AddrPlan] = field(default_factory=list)
+    routes: list[RoutePlan] = field(default_factory=list)
+    neighs: list[NeighPlan] = field(default_factory=list)
+    fdbs: list[FdbPlan] = field(default_factory=list)
+    nodes: list[NodePlan] = field(default_factory=list)
+    bird: list[BirdPlan] = field(default_factory=list)
+
+    def plan(self, spec: LabSpec, state: names.StatePaths) -> LabPlan:
+        return LabPlan(spec, names.prefix(spec.name), str(state.dir), tuple(self.namespaces), tuple(self.links),
+                       tuple(self.ports), tuple(self.addrs), tuple(self.routes), tuple(self.neighs),
+                       tuple(self.fdbs), tuple(self.nodes), tuple(self.bird))
+
+
+def underlay(spec: LabSpec) -> Parts:
+    """What every dataplane stands on: the host-only switch, each node's eth0 (NAT) and eth1, the default route."""
     lab = spec.name
     hostonly = names.hostonly_netns(lab)
-    namespaces = [NetnsPlan(hostonly, "hostonly")]
-    links = [LinkPlan(hostonly, names.HOSTONLY_BRIDGE, "bridge")]
-    ports: list[PortPlan] = []
-    addrs = [AddrPlan(hostonly, names.HOSTONLY_BRIDGE, IPv4Interface(f"{spec.host_ip}/{spec.host_only.prefixlen}"))]
-    routes: list[RoutePlan] = []
-    neighs: list[NeighPlan] = []
-    fdbs: list[FdbPlan] = []
-    nodes: list[NodePlan] = []
-    vxlan = spec.cni_backend == "vxlan"
-
+    parts = Parts(namespaces=[NetnsPlan(hostonly, "hostonly")], links=[LinkPlan(hostonly, names.HOSTONLY_BRIDGE, "bridge")],
+                  addrs=[AddrPlan(hostonly, names.HOSTONLY_BRIDGE,
+                                  IPv4Interface(f"{spec.host_ip}/{spec.host_only.prefixlen}"))])
     for node in spec.nodes:
         ns, nat = names.node_netns(lab, node.name), names.nat_netns(lab, node.name)
-        namespaces.append(NetnsPlan(ns, "node", node.name, hostname=node.name,
-                                    sysctls=(("net.ipv4.ip_forward", "1"),)))
-        namespaces.append(NetnsPlan(nat, "nat", node.name))
+        parts.namespaces.append(NetnsPlan(ns, "node", node.name, hostname=node.name,
+                                          sysctls=(("net.ipv4.ip_forward", "1"),)))
+        parts.namespaces.append(NetnsPlan(nat, "nat", node.name))
         port = names.hostonly_port(node)
-        links.append(LinkPlan(ns, NAT_IF, "veth", nat, names.NAT_PEER_IF))
-        links.append(LinkPlan(ns, HOST_ONLY_IF, "veth", hostonly, port))
-        ports.append(PortPlan(hostonly, port, names.HOSTONLY_BRIDGE))
-        addrs.append(AddrPlan(ns, NAT_IF, IPv4Interface(f"{NAT_ADDRESS}/{NAT_NETWORK.prefixlen}")))
-        addrs.append(AddrPlan(ns, HOST_ONLY_IF, IPv4Interface(f"{node.ip}/{spec.host_only.prefixlen}")))
+        # eth0 first, as on a VirtualBox VM: the kernel's device order decides which address a device
+        # without one (Calico's cali veths) answers from.
+        parts.links.append(LinkPlan(ns, NAT_IF, "veth", nat, names.NAT_PEER_IF))
+        parts.links.append(LinkPlan(ns, HOST_ONLY_IF, "veth", hostonly, port))
+        parts.ports.append(PortPlan(hostonly, port, names.HOSTONLY_BRIDGE))
+        parts.addrs.append(AddrPlan(ns, NAT_IF, IPv4Interface(f"{NAT_ADDRESS}/{NAT_NETWORK.prefixlen}")))
+        parts.addrs.append(AddrPlan(ns, HOST_ONLY_IF, IPv4Interface(f"{node.ip}/{spec.host_only.prefixlen}")))
         for nat_ip in (NAT_GATEWAY, NAT_DNS):
-            addrs.append(AddrPlan(nat, names.NAT_PEER_IF, IPv4Interface(f"{nat_ip}/{NAT_NETWORK.prefixlen}")))
-        routes.append(RoutePlan(ns, DEFAULT_ROUTE, NAT_IF, NAT_GATEWAY, why="VirtualBox NAT"))
+            parts.addrs.append(AddrPlan(nat, names.NAT_PEER_IF, IPv4Interface(f"{nat_ip}/{NAT_NETWORK.prefixlen}")))
+        parts.routes.append(RoutePlan(ns, DEFAULT_ROUTE, NAT_IF, NAT_GATEWAY, why="VirtualBox NAT"))
+    return parts
+
+
+def build_plan(spec: LabSpec, state: names.StatePaths | None = None) -> LabPlan:
+    state = state or names.StatePaths(spec.name)
+    if spec.cni_plugin == "calico":
+        from k8slab.labs.netns import plan_calico
+
+        return plan_calico.build(spec, state)
+    parts = underlay(spec)
+    lab = spec.name
+    vxlan = spec.cni_backend == "vxlan"
+    ipip = spec.cni_backend == "ipip"
+    for node in spec.nodes:
+        ns, nat = names.node_netns(lab, node.name), names.nat_netns(lab, node.name)
         if vxlan:
-            links.append(LinkPlan(ns, VXLAN_IF, "vxlan", mtu=pod_mtu(spec), mac=vxlan_mac(node),
-                                  vxlan=VxlanOpts(VXLAN_VNI, VXLAN_PORT, node.ip, HOST_ONLY_IF)))
-            addrs.append(AddrPlan(ns, VXLAN_IF, IPv4Interface(f"{node.pod_subnet.network_address}/32")))
+            parts.links.append(LinkPlan(ns, VXLAN_IF, "vxlan", mtu=pod_mtu(spec), mac=vxlan_mac(node),
+                                        vxlan=VxlanOpts(VXLAN_VNI, VXLAN_PORT, node.ip, HOST_ONLY_IF)))
+            parts.addrs.append(AddrPlan(ns, VXLAN_IF, IPv4Interface(f"{node.pod_subnet.network_address}/32")))
+        if ipip:
+            parts.links.append(LinkPlan(ns, FLANNEL_IPIP_IF, "ipip", mtu=pod_mtu(spec), local=node.ip))
+            parts.addrs.append(AddrPlan(ns, FLANNEL_IPIP_IF, IPv4Interface(f"{node.pod_subnet.network_address}/32")))
         for peer in spec.nodes:
             if peer is node:
                 continue
             if vxlan:
                 vtep = peer.pod_subnet.network_address
-                routes.append(RoutePlan(ns, peer.pod_subnet, VXLAN_IF, vtep, onlink=True,
-                                        why=f"flannel vxlan: {peer.name}'s pods"))
-                neighs.append(NeighPlan(ns, VXLAN_IF, vtep, vxlan_mac(peer)))
-                fdbs.append(FdbPlan(ns, VXLAN_IF, vxlan_mac(peer), peer.ip))
+                parts.routes.append(RoutePlan(ns, peer.pod_subnet, VXLAN_IF, vtep, onlink=True,
+                                              why=f"flannel vxlan: {peer.name}'s pods"))
+                parts.neighs.append(NeighPlan(ns, VXLAN_IF, vtep, vxlan_mac(peer)))
+                parts.fdbs.append(FdbPlan(ns, VXLAN_IF, vxlan_mac(peer), peer.ip))
+            elif ipip:
+                parts.routes.append(RoutePlan(ns, peer.pod_subnet, FLANNEL_IPIP_IF, peer.ip, onlink=True,
+                                              why=f"flannel ipip: {peer.name}'s pods, in IP-in-IP to its eth1"))
             else:
-                routes.append(RoutePlan(ns, peer.pod_subnet, HOST_ONLY_IF, peer.ip,
-                                        why=f"flannel host-gw: {peer.name}'s pods"))
-        nodes.append(NodePlan(node, ns, nat, pod_mtu(spec), cni_config(spec, node, str(state.ipam_dir(node.name))),
-                              masquerade_rules(spec, node)))
-
-    return LabPlan(spec, names.prefix(lab), str(state.dir), tuple(namespaces), tuple(links), tuple(ports),
-                   tuple(addrs), tuple(routes), tuple(neighs), tuple(fdbs), tuple(nodes))
+                parts.routes.append(RoutePlan(ns, peer.pod_subnet, HOST_ONLY_IF, peer.ip,
+                                              why=f"flannel host-gw: {peer.name}'s pods"))
+        parts.nodes.append(NodePlan(node, ns, nat, pod_mtu(spec),
+                                    cni_config(spec, node, str(state.ipam_dir(node.name))),
+                                    masquerade_rules(spec, node)))
+    return parts.plan(spec, state)
 
 
 def render(plan: LabPlan) -> str:
     spec = plan.spec
-    out = [(f"Emulated lab {spec.name!r} from {spec.source}: {len(spec.nodes)} nodes, flannel {spec.cni_backend}, "
+    out = [(f"Emulated lab {spec.name!r} from {spec.source}: {len(spec.nodes)} nodes, {spec.dataplane}, "
            f"pod CIDR {spec.pod_cidr}"),
            f"Built only inside network namespaces named {plan.prefix}*; the default namespace is not touched.",
            f"State (pods, IPAM, lock): {plan.state_dir}/", ""]
     by_node = {n.netns: n for n in plan.nodes}
+    birds = {b.netns: b for b in plan.bird}
     for ns in plan.namespaces:
         out.append(f"namespace {ns.describe()}")
         if ns.hostname:
@@ -313,7 +379,16 @@ def render(plan: LabPlan) -> str:
         for key, value in ns.sysctls:
             out.append(f"  sysctl {key} = {value}")
         node_plan = by_node.get(ns.name)
-        if node_plan:
+        if node_plan and node_plan.cni_config["type"] == "calico":
+            from k8slab.labs.netns import plan_calico
+
+            out += plan_calico.describe_node(spec, node_plan.node)
+            out.append(f"  masquerade: iptables nat chain cali-nat-outgoing (natOutgoing): pods of {spec.pod_cidr} "
+                       "leaving the pool get eth0's address")
+            if ns.name in birds:
+                b = birds[ns.name]
+                out.append(f"  bird -c {b.config_path} -s {b.socket}: peers {', '.join(map(str, b.peers))}")
+        elif node_plan:
             node = node_plan.node
             ipam = node_plan.cni_config["ipam"]
             out.append(f"  masquerade: iptables nat chain FLANNEL-POSTRTG (flanneld --ip-masq): pods of "

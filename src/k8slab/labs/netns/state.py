@@ -29,8 +29,8 @@ MAX_STATE_FILE = 1 << 20  # a record is a few hundred bytes; anything bigger was
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 # The only CNI plugins the lab's own configs name; a record naming another program is refused.
-CNI_TYPES = frozenset({"bridge", "loopback"})
-IPAM_TYPES = frozenset({"host-local"})
+CNI_TYPES = frozenset({"bridge", "loopback", "calico"})
+IPAM_TYPES = frozenset({"host-local", "calico-ipam"})
 PHASES = ("creating", "ready")  # a record is written before the pod's namespace exists, so a crash leaves a trace
 
 
@@ -290,7 +290,9 @@ def validate_record(data: Any, *, expect_name: str, nodes: dict[str, IPv4Network
     ipam = cfg.get("ipam")
     if ipam is not None:
         if not isinstance(ipam, dict) or ipam.get("type") not in IPAM_TYPES:
-            raise bad("its IPAM plugin is not host-local")
+            raise bad("its IPAM plugin is not host-local or calico-ipam")
+        if ipam["type"] == "calico-ipam" and ipam.get("block") != str(nodes[data["node"]]):
+            raise bad(f"its Calico block {str(ipam.get('block'))[:60]!r} is not node {data['node']}'s")
         if "dataDir" in ipam and ipam["dataDir"] != str(ipam_dir(data["node"])):
             raise bad(f"its IPAM data directory {str(ipam['dataDir'])[:120]!r} is not the lab's")
     for c in data.get("containers", []):
