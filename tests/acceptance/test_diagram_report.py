@@ -72,3 +72,23 @@ def test_html_report_renders_in_headless_chromium(lab, spec, tmp_path):
         assert f"<td>{node.name}</td>" in dom
     passed = sum(r.ok for r in results)
     assert f"{passed} passed, {len(results) - passed} failed" in dom
+
+
+def test_a_failed_trace_is_drawn_lost_where_the_route_is_missing(lab, spec, lab_pods, tmp_path, capsys):
+    from k8slab.verify.faults import BY_ID, Pair, run_commands
+
+    w1, w2 = spec.workers[0], spec.workers[1]
+    fault, pair = BY_ID["peer-route-deleted"], Pair(spec, w2, w1)
+    backend = ["--backend", lab.backend] if lab.backend in BACKENDS else []
+    out = tmp_path / "lost.svg"
+    run_commands(lab, fault.breaks(pair))
+    try:
+        rc = main(["--spec", spec.source, "diagram", "--trace", lab_pods[w2.name].name, lab_pods[w1.name].name,
+                   "-o", str(out), *backend])
+    finally:
+        run_commands(lab, fault.repairs(pair))
+    assert rc == 0, capsys.readouterr()
+    texts = svg_texts(out)
+    row = pair.peer_route()
+    assert "packet lost here" in texts and f"{w2.name} lacks: {row.dest} via {row.via} dev {row.dev}" in texts
+    assert "legend" in texts

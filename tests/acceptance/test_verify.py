@@ -36,3 +36,32 @@ def test_verify_prints_the_table_and_writes_junit(spec, lab, tmp_path, capsys, r
     assert f"{len(names)} checks" in out and "0 failed" in out
     # The pods verify started for itself are gone again.
     assert {p.name for p in lab.pods()} == pods_before
+
+
+def test_a_broken_lab_lists_only_its_failures_and_a_labelled_report(spec, lab, tmp_path, capsys):
+    """A peer route deleted: --failed prints just the checks it breaks, each with its cause, the summary
+    counts them all, and the HTML report opens with them under the student's label."""
+    from k8slab.labs.registry import BACKENDS
+    from k8slab.verify.faults import BY_ID, Pair, run_commands
+
+    src, dst = spec.workers[1], spec.workers[0]
+    fault, pair = BY_ID["peer-route-deleted"], Pair(spec, src, dst)
+    page = tmp_path / "report.html"
+    backend = ["--backend", lab.backend] if lab.backend in BACKENDS else []
+    run_commands(lab, fault.breaks(pair))
+    try:
+        status = main(["--spec", spec.source, "verify", "--failed", "--html", str(page), "--label", "Ada, pc-12",
+                       *backend])
+    finally:
+        run_commands(lab, fault.repairs(pair))
+    out = capsys.readouterr().out
+    assert status == 1
+    broken = fault.expect(pair)
+    for name in broken:
+        assert name in out
+    assert checks.forwarding_name(dst) not in out  # a passing check is not listed
+    assert out.count("likely cause:") == len(broken)
+    assert f"{len(broken)} failed" in out.splitlines()[-1]
+    html = page.read_text()
+    assert '<p class="label" id="label">Ada, pc-12</p>' in html
+    assert html.index(f"<h2>Failures ({len(broken)})</h2>") < html.index('id="checks"')

@@ -74,7 +74,9 @@ def context(spec: LabSpec, host: str, **extra: Any) -> dict[str, Any]:
         variables.update(yaml.safe_load(defaults.read_text()) or {})
     variables.update(yaml.safe_load(GROUP_VARS.read_text()))
     variables.update(ansible_vars(spec))
-    variables.update(inventory_hostname=host, **extra)
+    # Facts the role defaults read (containerd's release assets are named by architecture).
+    variables.update(inventory_hostname=host, ansible_facts={"architecture": "x86_64"})
+    variables.update(extra)
     return resolve(variables)
 
 
@@ -107,9 +109,47 @@ def test_extravars_are_json_and_describe_every_node(spec):
     assert extravars["k8slab_kubernetes_version"] == "v" + extravars["k8slab_package_version"].split("-")[0]
 
 
-def test_kubernetes_131_pins_the_pause_image_kubeadm_131_uses():
-    assert KUBERNETES_RELEASES["1.31"].pause_image == "registry.k8s.io/pause:3.10"
-    assert KUBERNETES_RELEASES["1.31"].kubeadm_api == "kubeadm.k8s.io/v1beta4"
+# containerd's RELEASES.md "Kubernetes Support" matrix (v2.3.4): the lowest containerd per Kubernetes minor, by
+# branch. A pinned containerd must be on a listed branch at or above that branch's floor.
+CONTAINERD_MATRIX = {"1.35": ("2.2.0", "2.1.5", "1.7.28"), "1.36": ("2.3.0", "2.2.0")}
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+@pytest.mark.parametrize("minor", sorted(KUBERNETES_RELEASES))
+def test_each_supported_minor_pins_a_containerd_its_matrix_lists(minor):
+    release = KUBERNETES_RELEASES[minor]
+    pinned = version_tuple(release.containerd_version)
+    floors = [version_tuple(f) for f in CONTAINERD_MATRIX[minor]]
+    assert any(pinned[:2] == floor[:2] and pinned >= floor for floor in floors), (minor, release)
+    assert release.package_version.startswith(minor + ".") and release.kubeadm_api == "kubeadm.k8s.io/v1beta4"
+    # Inside upstream support on the day the table was written.
+    assert release.end_of_life > "2026-11-23"
+
+
+def minor_spec(minor: str) -> LabSpec:
+    data = yaml.safe_load((ROOT / "lab.yaml").read_text())
+    data["kubernetes"]["version"] = minor
+    return parse_spec(yaml.safe_dump(data), source=f"lab-{minor}.yaml")
+
+
+@pytest.mark.parametrize("minor", sorted(KUBERNETES_RELEASES))
+def test_every_supported_minor_renders(minor):
+    spec = minor_spec(minor)
+    release = KUBERNETES_RELEASES[minor]
+    init = docs(render("control_plane", "kubeadm-init.yaml.j2", spec, spec.control_plane.name))
+    assert init["ClusterConfiguration"]["kubernetesVersion"] == "v" + release.package_version.split("-")[0]
+    config = tomllib.loads(render("containerd", "config.toml.j2", spec, spec.control_plane.name))
+    assert config["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == release.pause_image
+    defaults = context(spec, spec.control_plane.name, ansible_facts={"architecture": "x86_64"})
+    assert defaults["containerd_release_url"] == (
+        f"https://github.com/containerd/containerd/releases/download/v{release.containerd_version}/"
+        f"containerd-{release.containerd_version}-linux-amd64.tar.gz")
+    assert defaults["containerd_runc_url"].endswith(f"/v{release.runc_version}/runc.amd64")
+    line = render("kubernetes", "kubernetes.list.j2", spec, spec.control_plane.name).splitlines()[-1]
+    assert f"/core:/stable:/v{minor}/deb/ /" in line
 
 
 def test_a_kubernetes_version_without_pins_is_refused_before_anything_runs():
@@ -118,7 +158,8 @@ def test_a_kubernetes_version_without_pins_is_refused_before_anything_runs():
     spec = parse_spec(yaml.safe_dump(data))
     with pytest.raises(LabSpecError) as err:
         ansible_vars(spec)
-    assert "kubernetes.version" in str(err.value) and "1.31" in str(err.value)
+    assert "kubernetes.version" in str(err.value)
+    assert all(f'"{minor}"' in str(err.value) for minor in KUBERNETES_RELEASES)
 
 
 def test_group_vars_find_each_node_by_inventory_hostname(spec):
@@ -139,6 +180,11 @@ def test_kubeadm_init_config(spec):
     assert cluster["controlPlaneEndpoint"] == f"{cp.ip}:{init['localAPIEndpoint']['bindPort']}"
     assert cluster["kubernetesVersion"].startswith(f"v{spec.k8s_version}.")
     assert rendered["KubeletConfiguration"]["cgroupDriver"] == "systemd"
+    # Schedulable: no NoSchedule taint on the tutorial's control plane (verify starts pods on every node).
+    assert init["nodeRegistration"]["taints"] == []
+    # kubeadm's own bootstrap token is short-lived (and revoked after the joins, see site.yml).
+    (token,) = init["bootstrapTokens"]
+    assert set(token) == {"ttl", "description"} and token["ttl"].endswith("m")
 
 
 def test_kubeadm_join_config_per_worker(spec):
@@ -196,10 +242,17 @@ def test_hosts_block_lists_every_node(spec):
 
 def test_containerd_config(spec):
     config = tomllib.loads(render("containerd", "config.toml.j2", spec, spec.control_plane.name))
-    cri = config["plugins"]["io.containerd.grpc.v1.cri"]
-    assert cri["sandbox_image"] == ansible_vars(spec)["k8slab_pause_image"]
-    assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
-    assert cri["cni"]["bin_dir"] == "/opt/cni/bin"
+    assert config["version"] == 3  # containerd 2.x plugin names
+    plugins = config["plugins"]
+    assert plugins["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == ansible_vars(spec)["k8slab_pause_image"]
+    runtime = plugins["io.containerd.cri.v1.runtime"]
+    assert runtime["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
+    assert runtime["cni"]["bin_dirs"] == ["/opt/cni/bin"]
+
+
+def test_containerd_unit_runs_the_unpacked_release(spec):
+    unit = render("containerd", "containerd.service.j2", spec, spec.control_plane.name)
+    assert "ExecStart=/usr/local/bin/containerd\n" in unit and "Delegate=yes\n" in unit
 
 
 def test_kernel_settings(spec):

@@ -242,7 +242,7 @@ def test_trace_through_a_moved_pod_names_the_pod(spec):
 
 
 def test_unparsable_trace_is_a_failure_with_the_tool_error(spec):
-    run = checks.TraceRun.from_result(Result(("traceroute",), 127, "", "traceroute: not found"))
+    run = checks.TraceRun.from_result(Result(("traceroute",), 127, "", "traceroute: not found"), ["traceroute"])
     assert run.error and "not found" in run.error and run.path == ()
     a, b = spec.nodes[0], spec.nodes[1]
     res = checks.check_node_trace(spec, a, b, run, healthy(spec))

@@ -25,7 +25,8 @@ from k8slab.labs.ssh import (
     parse_pod_states,
     parse_pods,
 )
-from k8slab.labs.vagrant import VagrantLab, _availability, hint_for, machine_readable_error, vagrant_version
+from k8slab.labs.vagrant import VagrantLab, _availability, machine_readable_error
+from k8slab.labs.vagrant_host import hint_for, vagrant_version
 from k8slab.provision.inventory import write_inventory
 from k8slab.provision.runner import check, run_playbook
 from k8slab.spec.model import load_spec
@@ -154,7 +155,16 @@ def test_kubectl_run_pins_the_pod_to_the_node():
     assert args[:2] == ["run", "client"] and f"--image={IMAGE_TAGS['busybox']}" in args
     assert _overrides(args) == {"apiVersion": "v1", "spec": {
         "nodeSelector": {"kubernetes.io/hostname": node},
+        "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
         "containers": [{"name": "client", "image": IMAGE_TAGS["busybox"], "command": KEEP_ALIVE}]}}
+
+
+def test_a_pod_on_the_control_plane_tolerates_kubeadms_taint():
+    # What kubeadm puts on a control plane it was not told to leave untainted (`kubectl get nodes` of a lab).
+    taint = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+    spec = _overrides(kubectl_run_args("client", SPEC.control_plane.name))["spec"]
+    assert any(t["key"] == taint["key"] and t["effect"] == taint["effect"] and t["operator"] == "Exists"
+               for t in spec["tolerations"])
 
 
 def test_kubectl_run_renders_every_container_of_the_pod():
@@ -197,7 +207,7 @@ def test_pods_and_readiness_from_kubectl_json():
 
 def test_vagrant_missing_says_what_to_install(tmp_path):
     reason = _availability(str(tmp_path))[1]
-    assert reason and "vagrant not found" in reason and "Vagrant 2.3" in reason
+    assert reason and "vagrant not found" in reason and "Vagrant 2.4.9" in reason
 
 
 def test_virtualbox_missing_says_what_to_install(tmp_path):
@@ -210,7 +220,7 @@ def test_virtualbox_missing_says_what_to_install(tmp_path):
     # vagrant's Ruby needs the system PATH for nothing but itself; VBoxManage is absent from both
     provider, reason = _availability(f"{bin_dir}:/usr/bin:/bin")
     assert provider is None
-    assert "VBoxManage not found" in reason and "VirtualBox 7" in reason and "vagrant-libvirt" in reason
+    assert "VBoxManage not found" in reason and "VirtualBox 7.1 or 7.2" in reason and "vagrant-libvirt" in reason
 
 
 def test_vagrant_version_parsing_and_hints():

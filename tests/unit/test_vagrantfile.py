@@ -121,3 +121,9 @@ def test_missing_spec_file_fails_short_and_clear(tmp_path):
     output = (proc.stdout + proc.stderr).strip()
     assert str(missing) in output and "K8SLAB_SPEC" in output
     assert len(output.splitlines()) <= 3, output  # a message, not a Ruby backtrace
+
+
+def test_vms_get_time_to_boot_on_a_laptop():
+    # Vagrant's default boot_timeout (300 s) is short for three VMs booting at once on a laptop.
+    match = re.search(r"config\.vm\.boot_timeout = (\d+)", VAGRANTFILE.read_text())
+    assert match and int(match[1]) >= 600

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from ipaddress import IPv4Address
@@ -88,15 +87,7 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
     if args.step is not None and args.step not in walk.numbers:
         raise LabStateError(f"there is no step {args.step}; the {walk.name} walkthrough has steps "
                             f"{', '.join(map(str, walk.numbers))}")
-    spec = load_spec(args.spec)
-    lab = running_lab(spec, args.backend)
-    try:
-        return _walk(args, walk, lab)
-    except BrokenPipeError:
-        # The reader went away (`| head`): the pods are already removed; say nothing more to nobody.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, as a shell reports a command cut off by a closed pipe
+    return _walk(args, walk, running_lab(load_spec(args.spec), args.backend))
 
 
 def _walk(args: argparse.Namespace, walk, lab) -> int:

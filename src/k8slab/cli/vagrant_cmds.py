@@ -1,5 +1,6 @@
 """Commands of the SSH side: `k8slab provision` (the roles on the Vagrant VMs or on machines from an
-inventory) and `k8slab ssh NODE` (a shell on a Vagrant VM)."""
+inventory), `k8slab ssh NODE` (a shell on a Vagrant VM), `k8slab halt` (stop the VMs) and
+`k8slab kubeconfig` (kubectl on the host)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="an Ansible inventory of existing machines whose host names are the lab's node names "
                         "(default: the Vagrant VMs of the lab)")
     p.set_defaults(func=cmd_provision)
+
+    p = sub.add_parser("halt", help="stop the VirtualBox lab's VMs (kept on disk; `k8slab up` boots them again)")
+    p.set_defaults(func=cmd_halt)
+
+    p = sub.add_parser("kubeconfig", help="write the VirtualBox lab's kubeconfig so kubectl on this host reaches it",
+                       description="Copies the control plane's admin.conf with its server on the control plane's "
+                                   "eth1 address. Example: k8slab kubeconfig && export KUBECONFIG=build/tutorial.kubeconfig")
+    p.add_argument("-o", "--output", metavar="FILE", type=Path,
+                   help="where to write it (default: build/<lab name>.kubeconfig)")
+    p.set_defaults(func=cmd_kubeconfig)
 
     p = sub.add_parser("ssh", help="open a shell on a node of the VirtualBox lab (vagrant ssh NODE)")
     p.add_argument("node", help="node name from lab.yaml")
@@ -41,6 +52,34 @@ def cmd_provision(args: argparse.Namespace) -> int:
         console.say(f"provisioning the VMs of lab {spec.name!r}")
         VagrantLab(spec).provision(console.progress_printer())
     console.say(f"lab {spec.name!r} is provisioned. Next: `make test` or `k8slab verify`")
+    return 0
+
+
+def _vagrant_lab(spec, what: str):
+    from k8slab.labs.vagrant import VagrantLab
+
+    problem = VagrantLab.unavailable_reason()
+    if problem:
+        raise ToolMissingError(f"`k8slab {what}` works on the VirtualBox lab, which cannot run here: {problem}")
+    return VagrantLab(spec)
+
+
+def cmd_halt(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    _vagrant_lab(spec, "halt").halt(console.progress_printer())
+    console.say(f"lab {spec.name!r} is stopped. `{spec.command('up')}` boots it again")
+    return 0
+
+
+def cmd_kubeconfig(args: argparse.Namespace) -> int:
+    from k8slab.paths import PROJECT_ROOT
+    from k8slab.provision.kubeconfig import host_kubeconfig, write_private
+
+    spec = load_spec(args.spec)
+    lab = _vagrant_lab(spec, "kubeconfig")
+    path = write_private(args.output or PROJECT_ROOT / "build" / f"{spec.name}.kubeconfig",
+                         host_kubeconfig(lab.admin_kubeconfig(), spec))
+    console.say(f"wrote {path} (cluster admin: keep it private). Use it with: export KUBECONFIG={path}")
     return 0
 
 

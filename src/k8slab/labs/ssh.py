@@ -49,6 +49,10 @@ KEEP_ALIVE = ["sh", "-c", "trap 'kill $! 2>/dev/null; exit 0' TERM; while :; do 
 POD_READY_TIMEOUT = 180
 # What coreutils' timeout returns: a command cut off by node_run/pod_run's own timeout.
 RC_TIMEOUT = 124
+# The lab's pods run on every node, the control plane too: k8slab's kubeadm config leaves it untainted,
+# and a cluster kubeadm tainted anyway (an older lab, an --inventory cluster) still takes them.
+CONTROL_PLANE_TOLERATIONS = [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
+                              "effect": "NoSchedule"}]
 
 
 def image_ref(image: str) -> str:
@@ -67,6 +71,7 @@ def kubectl_run_args(name: str, node: str, containers: Sequence[Container] = ())
     replaces a list, so a pod gets exactly these containers (and the apiVersion overrides require)."""
     containers = tuple(containers) or default_containers(name)
     overrides = {"apiVersion": "v1", "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
+                                             "tolerations": CONTROL_PLANE_TOLERATIONS,
                                              "containers": [container_manifest(c) for c in containers]}}
     return ["run", name, f"--image={image_ref(containers[0].image)}", "--restart=Never",
             f"--overrides={json.dumps(overrides)}"]

@@ -3,63 +3,83 @@ then Ansible provisions all of them at once. Nodes and pods are then reached lik
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
-import re
+import platform
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
 from k8slab.labs.base import Progress, node_row, quiet
 from k8slab.labs.ssh import SshLab
+from k8slab.labs.vagrant_host import (
+    INSTALL_VAGRANT,
+    INSTALL_VIRTUALBOX,
+    MIN_VAGRANT,
+    SECURE_BOOT,
+    compatibility_problem,
+    hint_for,
+    platform_problem,
+    progress_lines,
+    vagrant_version,
+    virtualbox_version,
+)
 from k8slab.provision.inventory import INVENTORY_FILE, PROJECT_ROOT, SshEndpoint, parse_ssh_config, write_inventory
-from k8slab.spec.model import VBOX_HOST_ONLY_RANGE, LabSpec
+from k8slab.spec.model import LabSpec
 
 VAGRANTFILE = PROJECT_ROOT / "Vagrantfile"
-MIN_VAGRANT = (2, 3)
-INSTALL_VAGRANT = "install Vagrant 2.3 or later (https://developer.hashicorp.com/vagrant/install)"
-INSTALL_VIRTUALBOX = ("install VirtualBox 7 (https://www.virtualbox.org/wiki/Downloads); on Linux, libvirt/KVM "
-                      "with the vagrant-libvirt plugin (`vagrant plugin install vagrant-libvirt`) works too")
-# Known vagrant failures and what to do about them, matched against vagrant's own stderr.
-HINTS = (
-    ("not within the allowed ranges",
-     (f"VirtualBox refuses this host-only address: keep network.host_only inside {VBOX_HOST_ONLY_RANGE} in lab.yaml "
-     "or allow your range in /etc/vbox/networks.conf")),
-    ("could not be found", ("the box could not be downloaded: check the internet connection, or add it by hand "
-     "with `vagrant box add`")),
-    ("VT-x is not available", ("enable hardware virtualization (VT-x/AMD-V) in the firmware, and make sure no "
-     "other hypervisor (Hyper-V, KVM) holds it")),
-)
+# Vagrant keeps each lab's machines apart (VAGRANT_DOTFILE_PATH): two specs never share a VM, and
+# `destroy --spec lab2.yaml` cannot touch lab 1. VirtualBox's VM names carry the lab name too (Vagrantfile).
+VAGRANT_STATE_DIR = PROJECT_ROOT / ".vagrant" / "labs"
+
 
 T = TypeVar("T")
 
 
-def vagrant_version(text: str) -> tuple[int, ...] | None:
-    """(2, 3, 4) from `vagrant --version` output ("Vagrant 2.3.4")."""
-    match = re.search(r"Vagrant (\d+)\.(\d+)(?:\.(\d+))?", text)
-    return tuple(int(g) for g in match.groups() if g is not None) if match else None
+def dotfile_path(spec: LabSpec) -> Path:
+    return VAGRANT_STATE_DIR / spec.name
+
+
+def inventory_path(spec: LabSpec) -> Path:
+    """The lab's Ansible inventory; the default lab keeps the historical inventory/hosts.yml."""
+    return INVENTORY_FILE if spec.name == "tutorial" else INVENTORY_FILE.with_name(f"hosts-{spec.name}.yml")
+
+
+def _run(argv: list[str]) -> str:
+    proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60)
+    return proc.stdout + proc.stderr
 
 
 @functools.lru_cache(maxsize=8)
-def _availability(path: str) -> tuple[str | None, str | None]:
-    """(provider, None) when a lab can be made with this PATH, else (None, what is missing)."""
+def _availability(path: str, host: tuple[str, str, str] | None = None) -> tuple[str | None, str | None]:
+    """(provider, None) when a lab can be made with this PATH on this host, else (None, what is missing)."""
+    problem = platform_problem(*(host or (platform.system(), platform.machine(), platform.release())))
+    if problem:
+        return None, problem
     exe = shutil.which("vagrant", path=path)
     if exe is None:
         return None, f"vagrant not found on PATH; {INSTALL_VAGRANT}"
-    proc = subprocess.run([exe, "--version"], check=False, capture_output=True, text=True, timeout=60)
-    version = vagrant_version(proc.stdout)
+    out = _run([exe, "--version"])
+    version = vagrant_version(out)
     if version is None or version[:2] < MIN_VAGRANT:
-        return None, f"{proc.stdout.strip() or 'vagrant --version failed'} is too old; {INSTALL_VAGRANT}"
-    if shutil.which("VBoxManage", path=path):
-        return "virtualbox", None
-    if shutil.which("virsh", path=path):
-        plugins = subprocess.run([exe, "plugin", "list"], check=False, capture_output=True, text=True, timeout=60).stdout
-        if "vagrant-libvirt" in plugins:
-            return "libvirt", None
+        return None, f"{out.strip() or 'vagrant --version failed'} is too old; {INSTALL_VAGRANT}"
+    vboxmanage = shutil.which("VBoxManage", path=path)
+    if vboxmanage:
+        out = _run([vboxmanage, "--version"])
+        virtualbox = virtualbox_version(out)
+        if virtualbox is None:
+            return None, (f"`VBoxManage --version` gave no version ({out.strip()[:300]})"
+                          + (f"; {SECURE_BOOT}" if "vboxdrv" in out else ""))
+        problem = compatibility_problem(version, virtualbox)
+        return (None, problem) if problem else ("virtualbox", None)
+    if shutil.which("virsh", path=path) and "vagrant-libvirt" in _run([exe, "plugin", "list"]):
+        return "libvirt", None
     return None, f"VirtualBox is not installed (VBoxManage not found on PATH); {INSTALL_VIRTUALBOX}"
 
 
@@ -73,15 +93,38 @@ def machine_readable_error(stdout: str) -> str:
     return ""
 
 
-def hint_for(stderr: str) -> str:
-    return "; ".join(hint for needle, hint in HINTS if needle in stderr)
+@dataclass(frozen=True)
+class UpPlan:
+    """What `up` does to a lab's VMs, from their Vagrant states."""
+
+    create: tuple[str, ...]
+    boot: tuple[str, ...]
+    running: tuple[str, ...]
+
+    @property
+    def fresh(self) -> bool:
+        return not self.boot and not self.running
+
+    def describe(self) -> str:
+        parts = [f"{verb} {', '.join(names)}" for verb, names in
+                 (("creating", self.create), ("booting", self.boot), ("already running", self.running)) if names]
+        return "; ".join(parts)
+
+
+def up_plan(states: dict[str, str]) -> UpPlan:
+    """Sort the nodes by what `vagrant up` will do to them (a state it does not name: boot it)."""
+    def having(test: Callable[[str], bool]) -> tuple[str, ...]:
+        return tuple(name for name, state in states.items() if test(state))
+
+    return UpPlan(create=having(lambda s: s == "not_created"), running=having(lambda s: s == "running"),
+                  boot=having(lambda s: s not in ("not_created", "running")))
 
 
 class VagrantLab(SshLab):
     backend = "vagrant"
 
     def __init__(self, spec: LabSpec):
-        super().__init__(spec, None, inventory=INVENTORY_FILE)
+        super().__init__(spec, None, inventory=inventory_path(spec))
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -95,7 +138,7 @@ class VagrantLab(SshLab):
     def vagrant_env(self) -> dict[str, str]:
         """The environment every vagrant call gets: the project's Vagrantfile reading this lab's spec."""
         return {**os.environ, "VAGRANT_CWD": str(PROJECT_ROOT), "K8SLAB_SPEC": str(Path(self.spec.source).resolve()),
-                "VAGRANT_DEFAULT_PROVIDER": self.provider}
+                "VAGRANT_DEFAULT_PROVIDER": self.provider, "VAGRANT_DOTFILE_PATH": str(dotfile_path(self.spec))}
 
     def _vagrant(self, what: str, call: Callable[[object], T]) -> T:
         """Run call(python-vagrant handle); on failure raise with vagrant's own stderr (python-vagrant hides it)."""
@@ -116,13 +159,31 @@ class VagrantLab(SshLab):
                 raise CommandFailedError(f"`vagrant {what}` failed (exit {exc.returncode}):\n    {tail}"
                                          + (f"\n  hint: {hint}" if hint else "")) from None
 
-    def _stream(self, what: str, lines: Callable[[object], Iterable[str]], progress: Progress) -> None:
-        def consume(handle) -> None:
-            for line in lines(handle):
-                if line.strip():
-                    progress(line.rstrip())
-
-        self._vagrant(what, consume)
+    def _stream(self, args: list[str], progress: Progress) -> None:
+        """`vagrant ARGS` with its output shown as it comes, box-download redraws included (python-vagrant
+        reads whole lines, so a download's '\r' progress stayed invisible for minutes)."""
+        exe = shutil.which("vagrant")
+        if exe is None:
+            raise ToolMissingError(f"vagrant not found on PATH; {INSTALL_VAGRANT}")
+        if not VAGRANTFILE.exists():
+            raise ToolMissingError(f"{VAGRANTFILE} is missing; run k8slab from its project folder")
+        tail: collections.deque[str] = collections.deque(maxlen=15)
+        with subprocess.Popen([exe, *args], cwd=PROJECT_ROOT, env=self.vagrant_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1) as proc:
+            assert proc.stdout is not None
+            try:
+                for line in progress_lines(iter(lambda: proc.stdout.read(256), "")):
+                    tail.append(line)
+                    progress(line)
+            except BaseException:
+                proc.terminate()
+                raise
+            rc = proc.wait()
+        if rc != 0:
+            output = "\n".join(tail)
+            hint = hint_for(output)
+            raise CommandFailedError(f"`vagrant {' '.join(args)}` failed (exit {rc}):\n    "
+                                     + "\n    ".join(tail) + (f"\n  hint: {hint}" if hint else ""))
 
     def vm_states(self) -> dict[str, str]:
         """node name -> Vagrant's state (running, poweroff, not_created...)."""
@@ -146,29 +207,20 @@ class VagrantLab(SshLab):
         return any(state != "not_created" for state in self.vm_states().values())
 
     def up(self, progress: Progress = quiet) -> None:
-        from k8slab.provision.runner import provision
-
-        states = self.vm_states()
-        present = {name: state for name, state in states.items() if state != "not_created"}
-        if present:
-            listing = ", ".join(f"{name} ({state})" for name, state in present.items())
-            c = self.spec.command
-            raise LabStateError(f"VMs of lab {self.spec.name!r} already exist: {listing}. Use `{c('provision')}` "
-                                f"to (re)run the roles on them, or `{c('destroy')}` / `{c('recreate')}`")
+        """Make the missing VMs, boot the stopped ones, then provision them all; on a running, healthy lab
+        this only re-runs the roles, which change nothing. Resumes whatever an earlier `up` left."""
+        plan = up_plan(self.vm_states())
         names = ", ".join(n.name for n in self.spec.nodes)
-        progress(f"vagrant up --no-provision --provider={self.provider}: {names} from {self.spec.box_name} "
-                 f"{self.spec.box_version}")
+        progress(f"{plan.describe()}; vagrant up --no-provision --provider={self.provider}: {names} from "
+                 f"{self.spec.box_name} {self.spec.box_version}")
         try:
-            self._stream("up", lambda v: v.up(no_provision=True, provider=self.provider, stream_output=True),
-                         progress)
+            self._stream(["up", "--no-provision", f"--provider={self.provider}"], progress)
         except (CommandFailedError, KeyboardInterrupt):
-            progress("vagrant up did not finish; removing the VMs it made")
-            self._vagrant("destroy", lambda v: v.destroy())
+            if plan.fresh:  # nothing of this lab existed before: leave nothing half made
+                progress("vagrant up did not finish; removing the VMs it made")
+                self._vagrant("destroy", lambda v: v.destroy())
             raise
-        self._endpoints = None
-        path = write_inventory(self.spec, self.endpoints())
-        progress(f"inventory written: {path.relative_to(PROJECT_ROOT)}")
-        provision(self.spec, path, progress, next_step="k8slab provision")
+        self.provision(progress)
 
     def provision(self, progress: Progress = quiet) -> None:
         """Run the roles again on the running VMs (after a failure, or after editing a role)."""
@@ -176,15 +228,24 @@ class VagrantLab(SshLab):
 
         if not self.is_up():
             raise LabStateError(f"the VMs of lab {self.spec.name!r} are not all running "
-                                f"({self._states_text()}); start them with `k8slab up`")
-        path = write_inventory(self.spec, self.endpoints())
-        provision(self.spec, path, progress, next_step="k8slab provision")
+                                f"({self._states_text()}); `{self.spec.command('up')}` boots them and provisions")
+        self._endpoints = None
+        path = write_inventory(self.spec, self.endpoints(), self.inventory)
+        progress(f"inventory written: {path.relative_to(PROJECT_ROOT)}")
+        provision(self.spec, path, progress, next_step=self.spec.command("up"))
+
+    def halt(self, progress: Progress = quiet) -> None:
+        """Stop the VMs (kept on disk); `up` boots them again."""
+        progress("vagrant halt")
+        self.close()
+        self._stream(["halt"], progress)
 
     def destroy(self, progress: Progress = quiet) -> None:
         progress("vagrant destroy -f")
         self.close()
         self._vagrant("destroy", lambda v: v.destroy())
-        INVENTORY_FILE.unlink(missing_ok=True)
+        if self.inventory is not None:
+            self.inventory.unlink(missing_ok=True)
         self._endpoints = None
 
     def _states_text(self) -> str:
@@ -216,4 +277,15 @@ class VagrantLab(SshLab):
         if exe is None:
             raise ToolMissingError(f"vagrant not found on PATH; {INSTALL_VAGRANT}")
         return [exe, "ssh", node]
+
+    def admin_kubeconfig(self) -> str:
+        """The control plane's /etc/kubernetes/admin.conf, as kubeadm wrote it."""
+        from k8slab.labs.ssh import ADMIN_KUBECONFIG
+
+        result = self.node_run(self.spec.control_plane.name, ["cat", ADMIN_KUBECONFIG], timeout=30)
+        if not result.ok:
+            raise CommandFailedError(f"could not read {ADMIN_KUBECONFIG} on {self.spec.control_plane.name}: "
+                                     f"{result.stderr.strip() or result.stdout.strip()}; is the lab provisioned? "
+                                     f"`{self.spec.command('up')}`")
+        return result.stdout
 

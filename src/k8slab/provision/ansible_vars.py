@@ -16,19 +16,27 @@ from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, VXLA
 
 @dataclass(frozen=True)
 class KubernetesRelease:
-    """What one minor release of pkgs.k8s.io needs pinned next to it."""
+    """What one minor release of pkgs.k8s.io needs pinned next to it, each value from its upstream source."""
 
     package_version: str  # apt version of kubelet/kubeadm/kubectl, installed and then held
     pause_image: str  # the sandbox image this kubeadm expects; containerd must use the same one
     kubeadm_api: str  # the kubeadm config API the templates are written for
+    containerd_version: str  # a containerd release containerd's own Kubernetes support matrix lists for it
+    runc_version: str  # the runc that containerd release is tested with (its script/setup/runc-version)
+    end_of_life: str  # the minor's end of life (kubernetes.io/releases); README lists it
 
 
-# pause 3.10 is what kubeadm 1.31-1.33 pulls (`kubeadm config images list`); a containerd
-# sandbox_image that differs makes kubeadm warn and the node pull two pause images.
+# Only minors inside upstream support on the day the table was written (2026-11-23), and only those
+# for which containerd's RELEASES.md ("Kubernetes Support", containerd v2.3.4) names a containerd:
+#   1.36: patch 1.36.4 (kubernetes.io/releases/1.36, 2026-08-11), end of life 2027-06-28;
+#         containerd 2.3.0+ or 2.2.0+ -> 2.3.4 (2.3 is an LTS branch to 2028-04-30), runc v1.4.3.
+# Not here: 1.35 (matrix: 2.2.0+/2.1.5+/1.7.28+, all past or near their own end of life; EOL 2027-02-28),
+# 1.37 (released 2026-08-26, not yet in containerd's matrix), 1.34 and older (end of life).
+# Debian's containerd (bookworm 1.6.20, trixie 1.7.24) is below every floor above: the containerd role
+# installs containerd's static release instead. pause 3.10.2 is containerd 2.3's default sandbox image.
 KUBERNETES_RELEASES: dict[str, KubernetesRelease] = {
-    "1.31": KubernetesRelease("1.31.12-1.1", "registry.k8s.io/pause:3.10", "kubeadm.k8s.io/v1beta4"),
-    "1.32": KubernetesRelease("1.32.4-1.1", "registry.k8s.io/pause:3.10", "kubeadm.k8s.io/v1beta4"),
-    "1.33": KubernetesRelease("1.33.7-1.1", "registry.k8s.io/pause:3.10", "kubeadm.k8s.io/v1beta4"),
+    "1.36": KubernetesRelease("1.36.4-1.1", "registry.k8s.io/pause:3.10.2", "kubeadm.k8s.io/v1beta4",
+                              containerd_version="2.3.4", runc_version="1.4.3", end_of_life="2027-06-28"),
 }
 
 
@@ -78,6 +86,8 @@ def ansible_vars(spec: LabSpec) -> dict[str, Any]:
         "k8slab_kubernetes_version": "v" + release.package_version.split("-")[0],
         "k8slab_pause_image": release.pause_image,
         "k8slab_kubeadm_api": release.kubeadm_api,
+        "k8slab_containerd_version": release.containerd_version,
+        "k8slab_runc_version": release.runc_version,
         "k8slab_cni_backend": spec.cni_backend,
         "k8slab_cni_iface": spec.cni_interface,
         "k8slab_bridge_if": BRIDGE_IF,

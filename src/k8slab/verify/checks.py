@@ -191,8 +191,8 @@ class TraceRun:
     error: str | None = None
 
     @staticmethod
-    def from_result(res: Result) -> TraceRun:
-        command = " ".join(res.argv)
+    def from_result(res: Result, argv: Sequence[str]) -> TraceRun:
+        command = " ".join(argv)  # as asked: res.argv may be the backend's wrapping (nsenter, kubectl exec)
         try:
             trace = parse_traceroute(res.stdout)
         except TracerouteParseError as exc:
@@ -335,9 +335,11 @@ def trace_path(run: Callable[[list[str]], Result], target: IPv4Address, wanted: 
     again a moment later) must not fail a healthy lab, so a path that differs from the expected one
     is traced once more with more probes; a lab that is really broken fails both times."""
     max_hops = len(wanted)
-    first = TraceRun.from_result(run(trace_argv(target, max_hops)))
+    argv = trace_argv(target, max_hops)
+    first = TraceRun.from_result(run(argv), argv)
     if first.error is None and list(first.path) != list(wanted):
-        return TraceRun.from_result(run(trace_argv(target, max_hops, TRACE_PROBES_RETRY)))
+        argv = trace_argv(target, max_hops, TRACE_PROBES_RETRY)
+        return TraceRun.from_result(run(argv), argv)
     return first
 
 
