@@ -134,7 +134,7 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     """Which lab the collected tests check (said only when some test uses it: `pytest tests/unit` probes nothing)."""
     if not _uses_lab(items):
         return []
-    from k8slab.verify.checks import has_kubernetes
+    from k8slab.verify.observe import has_kubernetes
 
     target = resolve(config)
     lines = [target.describe()]
@@ -147,7 +147,7 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not any(item.get_closest_marker(KUBERNETES_MARK) for item in items):
         return
-    from k8slab.verify.checks import has_kubernetes
+    from k8slab.verify.observe import has_kubernetes
 
     target = resolve(config)
     if target.lab is None or has_kubernetes(target.lab):

@@ -13,7 +13,17 @@ import pytest
 from k8slab.labs.base import Lab, Pod
 from k8slab.pytest_plugin import spec_or_fail
 from k8slab.spec.expect import node_interfaces, node_routes
-from k8slab.verify import checks
+from k8slab.verify.names import (
+    interface_name,
+    kubernetes_names,
+    node_pairs,
+    node_trace_name,
+    pod_address_name,
+    pod_trace_name,
+    route_name,
+)
+from k8slab.verify.observe import Observation, observe
+from k8slab.verify.pods import SuitePods, delete_pods, start_pods
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -24,10 +34,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     spec = spec_or_fail(metafunc.config)
     if "interface_exp" in names:
         exps = [e for n in spec.nodes for e in node_interfaces(spec, n, has_pods=True)]
-        metafunc.parametrize("interface_exp", exps, ids=[checks.interface_name(e) for e in exps])
+        metafunc.parametrize("interface_exp", exps, ids=[interface_name(e) for e in exps])
     if "route_exp" in names:
         exps = [e for n in spec.nodes for e in node_routes(spec, n, has_pods=True)]
-        metafunc.parametrize("route_exp", exps, ids=[checks.route_name(e) for e in exps])
+        metafunc.parametrize("route_exp", exps, ids=[route_name(e) for e in exps])
     if "node" in names:
         # Each per-node test names its check with @pytest.mark.check_name.with_args(node -> name).
         mark = metafunc.definition.get_closest_marker("check_name")
@@ -36,46 +46,46 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "worker" in names:
         cp = spec.control_plane
         others = [n for n in spec.nodes if n.name != cp.name]
-        metafunc.parametrize("worker", others, ids=[checks.node_trace_name(spec, cp, n) for n in others])
+        metafunc.parametrize("worker", others, ids=[node_trace_name(spec, cp, n) for n in others])
     if "node_pair" in names:
-        pairs = checks.node_pairs(spec)
-        metafunc.parametrize("node_pair", pairs, ids=[checks.pod_trace_name(spec, a, b) for a, b in pairs])
+        pairs = node_pairs(spec)
+        metafunc.parametrize("node_pair", pairs, ids=[pod_trace_name(spec, a, b) for a, b in pairs])
     if "address_slot" in names:
         slots = [(n, second) for second in (False, True) for n in spec.nodes]
-        metafunc.parametrize("address_slot", slots, ids=[checks.pod_address_name(n, s) for n, s in slots])
+        metafunc.parametrize("address_slot", slots, ids=[pod_address_name(n, s) for n, s in slots])
     if "kube_check" in names:
-        kube_names = checks.kubernetes_names(spec)
+        kube_names = kubernetes_names(spec)
         metafunc.parametrize("kube_check", kube_names, ids=kube_names)
 
 
 @pytest.fixture(scope="session")
 def suite_pods(lab: Lab):
     """Two pods per node (t-<token>-<node>-a/-b), removed at the end of the session even on failure."""
-    pods = checks.start_pods(lab)
+    pods = start_pods(lab)
     try:
         yield pods
     finally:
-        checks.delete_pods(lab, pods.all())
+        delete_pods(lab, pods.all())
 
 
 @pytest.fixture(scope="session")
-def lab_pods(suite_pods: checks.SuitePods) -> dict[str, Pod]:
+def lab_pods(suite_pods: SuitePods) -> dict[str, Pod]:
     """node name -> one pod on it that the suite started."""
     return suite_pods.first
 
 
 @pytest.fixture(scope="session")
-def observed(lab: Lab, suite_pods: checks.SuitePods) -> checks.Observation:
+def observed(lab: Lab, suite_pods: SuitePods) -> Observation:
     """One look at every node (through testinfra), every pod's address, every trace, concurrently.
     The Kubernetes facts are observed by their own tests, which the emulated lab deselects."""
-    return checks.observe(lab, suite_pods, kubernetes=False)
+    return observe(lab, suite_pods, kubernetes=False)
 
 
 @pytest.fixture(scope="session")
-def node_facts(observed: checks.Observation) -> dict:
+def node_facts(observed: Observation) -> dict:
     return dict(observed.facts)
 
 
 @pytest.fixture(scope="session")
-def all_pods(observed: checks.Observation) -> list[Pod]:
+def all_pods(observed: Observation) -> list[Pod]:
     return list(observed.pods)

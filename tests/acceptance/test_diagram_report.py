@@ -13,7 +13,7 @@ from k8slab.labs.registry import BACKENDS
 from k8slab.render.html_report import render_html
 from k8slab.spec.expect import LOOPBACK, node_routes
 from k8slab.spec.model import NAT_ADDRESS, NAT_NETWORK
-from k8slab.verify import checks
+from k8slab.verify import run
 
 SVG = "{http://www.w3.org/2000/svg}"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -54,7 +54,7 @@ def test_diagram_of_the_live_lab_with_a_traced_path(lab, spec, lab_pods, tmp_pat
 
 
 def test_html_report_renders_in_headless_chromium(lab, spec, tmp_path):
-    results = checks.run_checks(lab)
+    results = run.run_checks(lab)
     assert results
     page = tmp_path / "report.html"
     page.write_text(render_html(lab, results))

@@ -21,7 +21,11 @@ from k8slab.labs.base import Lab
 from k8slab.labs.registry import lab_class
 from k8slab.spec.model import LabSpec
 from k8slab.verify import checks, diagnose
+from k8slab.verify.concurrency import concurrently
 from k8slab.verify.faults import FAULTS, Fault, Pair, run_commands
+from k8slab.verify.names import forwarding_name
+from k8slab.verify.pods import SuitePods, start_pods
+from k8slab.verify.run import run_checks
 
 
 def run(lab: Lab, node: str, *argv: str) -> None:
@@ -39,7 +43,7 @@ def in_pod(lab: Lab, pod: str, *argv: str) -> str:
 class Case:
     """The pair of nodes a fault involves (with the pod a pod fault is made on), and the suite's pods."""
     pair: Pair
-    pods: checks.SuitePods
+    pods: SuitePods
 
 
 @dataclass
@@ -50,11 +54,11 @@ class Outcome:
 
 
 def failures(lab: Lab, case: Case) -> dict[str, checks.CheckResult]:
-    results = checks.run_checks(lab, case.pods.first, peers=case.pods.second)
+    results = run_checks(lab, case.pods.first, peers=case.pods.second)
     return {r.name: r for r in results if not r.ok}
 
 
-def unlimit_icmp(lab: Lab, pods: checks.SuitePods) -> None:
+def unlimit_icmp(lab: Lab, pods: SuitePods) -> None:
     """Let this lab's nodes and pods answer every probe. The kernel sends one address a burst of 6 ICMP
     errors, then 1 per second, and all addresses together 50, then 1000 per second; a student tracing by
     hand never meets that, but checking five labs at once, each twice in a few seconds from the same
@@ -84,7 +88,7 @@ def exercise(spec: LabSpec, fault: Fault, name: str) -> Outcome | BaseException:
     lab = lab_class("netns")(spec.renamed(name))
     try:
         lab.up()
-        pods = checks.start_pods(lab)
+        pods = start_pods(lab)
         unlimit_icmp(lab, pods)
         nodes = lab.spec.nodes
         # The tutorial's pair: the cross-node trace goes from the second worker's pod to the first's.
@@ -110,7 +114,7 @@ def outcomes(spec: LabSpec) -> dict[str, Outcome | BaseException]:
     if problem:
         pytest.skip(f"fault injection needs the emulated lab: {problem}")
     token = secrets.token_hex(3)
-    return checks.concurrently({f.id: (lambda f=f, i=i: exercise(spec, f, f"faults-{token}-{i}"))
+    return concurrently({f.id: (lambda f=f, i=i: exercise(spec, f, f"faults-{token}-{i}"))
                                 for i, f in enumerate(FAULTS)})
 
 
@@ -141,9 +145,9 @@ def test_forwarding_off_before_verify_starts_its_pods_is_still_reported(spec: La
         lab.up()
         node = lab.spec.workers[0]
         run(lab, node.name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
-        failed = {r.name: r for r in checks.run_checks(lab) if not r.ok}
-        assert checks.forwarding_name(node) in failed, f"verify passed a node with forwarding off: {list(failed)}"
-        assert failed[checks.forwarding_name(node)].observed == "0"
-        assert diagnose.forwarding_off(node.name) in (failed[checks.forwarding_name(node)].cause or "")
+        failed = {r.name: r for r in run_checks(lab) if not r.ok}
+        assert forwarding_name(node) in failed, f"verify passed a node with forwarding off: {list(failed)}"
+        assert failed[forwarding_name(node)].observed == "0"
+        assert diagnose.forwarding_off(node.name) in (failed[forwarding_name(node)].cause or "")
     finally:
         lab.destroy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from k8slab.verify import checks
+from k8slab.verify import checks, names
 
 
 def test_interface(interface_exp, node_facts, passes):
@@ -13,7 +13,7 @@ def test_interface(interface_exp, node_facts, passes):
     passes(result)
 
 
-@pytest.mark.check_name.with_args(checks.veth_name)
+@pytest.mark.check_name.with_args(names.veth_name)
 def test_veth_per_pod(node, node_facts, all_pods, passes):
     here = [p.name for p in all_pods if p.node == node.name]
     assert here, f"the suite started pods on every node, but the lab lists none on {node.name}"

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from k8slab.verify import checks
+from k8slab.verify import checks, observe
 
 pytestmark = pytest.mark.kubernetes
 
 
 @pytest.fixture(scope="session")
 def kube_results(spec, lab, lab_pods) -> dict[str, checks.CheckResult]:
-    return {r.name: r for r in checks.check_kubernetes(spec, checks.observe_kubernetes(lab, lab_pods))}
+    return {r.name: r for r in checks.check_kubernetes(spec, observe.observe_kubernetes(lab, lab_pods))}
 
 
 def test_kubernetes_fact(kube_check, kube_results, passes):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from k8slab.verify import checks
+from k8slab.verify import checks, names
 
 
 def test_route(spec, route_exp, node_facts, passes):
@@ -19,7 +19,7 @@ def test_no_pod_route_on_eth0(spec, node, node_facts, passes):
     passes(result)
 
 
-@pytest.mark.check_name.with_args(checks.forwarding_name)
+@pytest.mark.check_name.with_args(names.forwarding_name)
 def test_forwarding(node, node_facts, passes):
     result = checks.check_forwarding(node, node_facts[node.name])
     passes(result)

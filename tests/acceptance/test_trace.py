@@ -10,7 +10,7 @@ from k8slab.labs.registry import BACKENDS
 from k8slab.spec.expect import hops_from_pod
 from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, VXLAN_IF
 from k8slab.teach.explain import Endpoint
-from k8slab.teach.walkthrough import observe_trace
+from k8slab.teach.trace import observe_trace
 
 PEER = "w-trace-peer"
 

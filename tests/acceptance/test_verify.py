@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 from k8slab.cli import main
 from k8slab.spec.expect import node_interfaces, node_routes
-from k8slab.verify import checks
+from k8slab.verify.names import forwarding_name, interface_name, node_pairs, pod_trace_name, route_name
 
 
 def test_verify_prints_the_table_and_writes_junit(spec, lab, tmp_path, capsys, request):
@@ -25,10 +25,10 @@ def test_verify_prints_the_table_and_writes_junit(spec, lab, tmp_path, capsys, r
     names = [case.get("name") for case in root.iter("testcase")]
     assert len(names) == len(set(names)) == int(root.get("tests"))
     # The names pytest uses for its own ids, computed from the spec, are the testcases of the report.
-    wanted = [checks.pod_trace_name(spec, a, b) for a, b in checks.node_pairs(spec)]
-    wanted += [checks.interface_name(e) for n in spec.nodes for e in node_interfaces(spec, n, has_pods=True)]
-    wanted += [checks.route_name(e) for n in spec.nodes for e in node_routes(spec, n)]
-    wanted += [checks.forwarding_name(n) for n in spec.nodes]
+    wanted = [pod_trace_name(spec, a, b) for a, b in node_pairs(spec)]
+    wanted += [interface_name(e) for n in spec.nodes for e in node_interfaces(spec, n, has_pods=True)]
+    wanted += [route_name(e) for n in spec.nodes for e in node_routes(spec, n)]
+    wanted += [forwarding_name(n) for n in spec.nodes]
     assert set(wanted) <= set(names), sorted(set(wanted) - set(names))
     assert not list(root.iter("failure"))
     for name in wanted:

@@ -16,7 +16,7 @@ import pytest
 from k8slab.labs.netns import NetnsLab
 from k8slab.teach.walkthroughs.runner import run_walkthrough
 from k8slab.teach.walkthroughs.tutorial import TUTORIAL
-from k8slab.verify.checks import run_checks
+from k8slab.verify.run import run_checks
 
 from .labtools import default_spec, leftovers
 

@@ -16,7 +16,7 @@ from k8slab.labs.base import Pod, Result
 from k8slab.render.junit import junit_xml
 from k8slab.spec.expect import hops_from_pod, node_interfaces, node_routes
 from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, load_spec, parse_spec
-from k8slab.verify import checks, diagnose
+from k8slab.verify import checks, diagnose, facts, names, tracing
 from k8slab.verify.facts import LinkFact, RouteFact, parse_inet, parse_ip_addr, parse_ip_route
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,12 +55,12 @@ def test_a_healthy_lab_passes_every_node_check(spec):
 
 def test_check_names_are_the_names_pytest_ids_use(spec):
     facts = healthy(spec)
-    names = {r.name for r in checks.node_checks(spec, facts, pods_for(spec))}
+    seen = {r.name for r in checks.node_checks(spec, facts, pods_for(spec))}
     for n in spec.nodes:
-        assert checks.forwarding_name(n) in names
-        assert checks.veth_name(n) in names
+        assert names.forwarding_name(n) in seen
+        assert names.veth_name(n) in seen
         for e in node_routes(spec, n):
-            assert checks.route_name(e) in names
+            assert names.route_name(e) in seen
 
 
 def test_peer_route_deleted_is_a_missing_route(spec):
@@ -118,7 +118,7 @@ def test_forwarding_off(spec):
     facts[node.name] = replace(facts[node.name], ip_forward=0)
     failed = [r for r in checks.node_checks(spec, facts, pods_for(spec)) if not r.ok]
     assert [(r.group, r.name, r.expected, r.observed) for r in failed] == [
-        ("sysctl", checks.forwarding_name(node), "1", "0")]
+        ("sysctl", names.forwarding_name(node), "1", "0")]
     assert failed[0].cause == diagnose.forwarding_off(node.name)
 
 
@@ -148,7 +148,7 @@ def test_interface_up_with_another_address_fails(spec, ifname):
                                                for lk in nf.links))
     (exp,) = [e for e in node_interfaces(spec, node, True) if e.name == ifname]
     failed = [r for r in checks.node_checks(spec, facts, pods_for(spec)) if not r.ok]
-    assert [r.name for r in failed] == [checks.interface_name(exp)], [r.message for r in failed]
+    assert [r.name for r in failed] == [names.interface_name(exp)], [r.message for r in failed]
     assert failed[0].expected == f"up, {exp.address}" and failed[0].observed == f"up, {wrong}"
     assert failed[0].cause == diagnose.interface(exp, facts[node.name])
     assert "lab.yaml address" in failed[0].cause if ifname == HOST_ONLY_IF else "another gateway" in failed[0].cause
@@ -192,12 +192,12 @@ def test_pod_address_outside_its_node_subnet(spec):
 
 
 def _run(path):
-    return checks.TraceRun("traceroute", tuple(path), "")
+    return tracing.TraceRun("traceroute", tuple(path), "")
 
 
 def test_pod_traces_exact_hops_every_ordered_pair(spec):
     facts = healthy(spec)
-    for src_node, dst_node in checks.node_pairs(spec):
+    for src_node, dst_node in names.node_pairs(spec):
         src = Pod("s", src_node.name, pod_ip(src_node))
         dst = Pod("d", dst_node.name, pod_ip(dst_node, 3))
         if src_node == dst_node:
@@ -206,7 +206,7 @@ def test_pod_traces_exact_hops_every_ordered_pair(spec):
             right = [src_node.pod_gateway, dst_node.ip, dst.ip]
         ok = checks.check_pod_trace(spec, src, dst, _run(right), facts)
         assert ok.ok, ok.message
-        assert ok.name == checks.pod_trace_name(spec, src_node, dst_node)
+        assert ok.name == names.pod_trace_name(spec, src_node, dst_node)
         for wrong in (right[:-1], [*right, dst.ip], [None] * len(right), right[::-1] if len(right) > 1 else [None]):
             assert not checks.check_pod_trace(spec, src, dst, _run(wrong), facts).ok
 
@@ -214,10 +214,10 @@ def test_pod_traces_exact_hops_every_ordered_pair(spec):
 def test_pod_trace_names_read_like_the_tutorial():
     spec = load_spec(ROOT / "lab.yaml")
     one, two = spec.nodes[1], spec.nodes[2]
-    assert checks.pod_trace_name(spec, two, one) == (
+    assert names.pod_trace_name(spec, two, one) == (
         f"pod on {two.name} -> pod on {one.name}: 3 hops, {two.pod_gateway}, {one.ip}, the pod")
-    assert checks.pod_trace_name(spec, one, one) == f"pod on {one.name} -> another pod on {one.name}: one hop, the pod"
-    assert checks.node_trace_name(spec, spec.nodes[0], one) == f"{spec.nodes[0].name} -> {one.name} ({one.ip}): one hop"
+    assert names.pod_trace_name(spec, one, one) == f"pod on {one.name} -> another pod on {one.name}: one hop, the pod"
+    assert names.node_trace_name(spec, spec.nodes[0], one) == f"{spec.nodes[0].name} -> {one.name} ({one.ip}): one hop"
 
 
 def test_trace_stopping_after_first_hop_names_the_node_not_forwarding(spec):
@@ -242,7 +242,7 @@ def test_trace_through_a_moved_pod_names_the_pod(spec):
 
 
 def test_unparsable_trace_is_a_failure_with_the_tool_error(spec):
-    run = checks.TraceRun.from_result(Result(("traceroute",), 127, "", "traceroute: not found"), ["traceroute"])
+    run = tracing.TraceRun.from_result(Result(("traceroute",), 127, "", "traceroute: not found"), ["traceroute"])
     assert run.error and "not found" in run.error and run.path == ()
     a, b = spec.nodes[0], spec.nodes[1]
     res = checks.check_node_trace(spec, a, b, run, healthy(spec))
@@ -279,13 +279,13 @@ def kube(spec, netconf=None, logs_rc=0, **overrides):
     logs = {n.name: Result(("kubectl", "logs"), logs_rc, "", "" if logs_rc == 0 else
                            f"Error from server: Get \"https://{NAT_ADDRESS}:10250/containerLogs\": dial tcp")
             for n in spec.nodes}
-    return checks.KubeFacts(kube_nodes(spec, **overrides), netconf, logs)
+    return facts.KubeFacts(kube_nodes(spec, **overrides), netconf, logs)
 
 
 def test_kubernetes_facts_healthy(spec):
     results = checks.check_kubernetes(spec, kube(spec))
     assert all(r.ok for r in results), [r.message for r in results if not r.ok]
-    assert [r.name for r in results] == [r for r in checks.kubernetes_names(spec)]
+    assert [r.name for r in results] == [r for r in names.kubernetes_names(spec)]
 
 
 def test_kubelet_on_the_nat_address(spec):
@@ -433,11 +433,11 @@ def test_trace_path_retries_a_mismatch_once_and_never_a_match():
     lost = _trace_text(str(target), str(wanted[0]), "*", "*")
 
     run, calls = _recorded(good)
-    assert list(checks.trace_path(run, target, wanted).path) == wanted and len(calls) == 1
+    assert list(tracing.trace_path(run, target, wanted).path) == wanted and len(calls) == 1
     assert calls[0][calls[0].index("-m") + 1] == str(len(wanted))  # no TTL past the expected path
 
     run, calls = _recorded(lost, good)
-    assert list(checks.trace_path(run, target, wanted).path) == wanted and len(calls) == 2
+    assert list(tracing.trace_path(run, target, wanted).path) == wanted and len(calls) == 2
 
     run, calls = _recorded(lost, lost)
-    assert list(checks.trace_path(run, target, wanted).path) == [wanted[0], None, None] and len(calls) == 2
+    assert list(tracing.trace_path(run, target, wanted).path) == [wanted[0], None, None] and len(calls) == 2

@@ -125,7 +125,7 @@ def _walk(args: argparse.Namespace, walk, lab) -> int:
 
 def _trace(lab, src_text: str, dst_text: str, capture: bool):
     from k8slab.teach.explain import resolve_endpoint
-    from k8slab.teach.walkthrough import observe_trace
+    from k8slab.teach.trace import observe_trace
 
     pods = lab.pods()
     src = resolve_endpoint(lab.spec, pods, src_text, source=True)

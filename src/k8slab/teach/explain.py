@@ -3,7 +3,7 @@
 Pure: given the spec, the parsed traceroute, the `ip route get DST` output recorded at the
 source and on each node, and optionally a short tcpdump on the destination node's eth1, say
 which interface and which route carried the packet at each stop, why the trace is one hop or
-three, and whether the packet was encapsulated. Running those commands is walkthrough.py's job.
+three, and whether the packet was encapsulated. Running those commands is teach/trace.py's job.
 """
 
 from __future__ import annotations

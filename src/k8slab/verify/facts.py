@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import TYPE_CHECKING, Any
 
 from k8slab.errors import CommandFailedError
+from k8slab.labs.base import Result
 
 if TYPE_CHECKING:
     import testinfra.host
@@ -72,6 +74,14 @@ class NodeFacts:
 
     def bridge_ports(self, bridge: str, kind: str = "veth") -> list[LinkFact]:
         return [lk for lk in self.links if lk.master == bridge and lk.kind == kind]
+
+
+@dataclass(frozen=True)
+class KubeFacts:
+    """What a lab's Kubernetes API says (only labs that have one)."""
+    nodes_json: str             # `kubectl get nodes -o json`
+    flannel_netconf: str | None  # net-conf.json of kube-flannel-cfg, None if not found
+    logs: Mapping[str, Result]  # node -> `kubectl logs <a pod on it>`
 
 
 def parse_ip_addr(text: str) -> tuple[LinkFact, ...]:

@@ -17,7 +17,7 @@ from k8slab.errors import CommandFailedError, LabStateError
 from k8slab.labs.base import Lab, Pod
 from k8slab.spec.expect import RouteExpectation, node_routes
 from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_GATEWAY, NAT_IF, LabSpec, Node
-from k8slab.verify import checks, diagnose
+from k8slab.verify import checks, diagnose, names
 
 EASY, HARD = "easy", "hard"
 LEVELS = (EASY, HARD)
@@ -54,7 +54,7 @@ class Pair:
     pod: Pod | None = None
 
     def trace(self, a: Node, b: Node) -> str:
-        return checks.pod_trace_name(self.spec, a, b)
+        return names.pod_trace_name(self.spec, a, b)
 
     def cross_traces(self, node: Node) -> list[str]:
         """Every cross-node trace with one end on node."""
@@ -130,7 +130,7 @@ FAULTS: tuple[Fault, ...] = (
     Fault("peer-route-deleted", "a peer route deleted", EASY,
           lambda p: (Command(p.src.name, ("ip", "route", "del", str(p.dst.pod_subnet))),), _restore_route,
           lambda p: {
-              checks.route_name(p.peer_route()): f"the route to {p.dst.name}'s pod subnet is missing on {p.src.name}",
+              names.route_name(p.peer_route()): f"the route to {p.dst.name}'s pod subnet is missing on {p.src.name}",
               p.trace(p.src, p.dst): f"{p.src.name} has no route to {p.dst.name}'s pod subnet {p.dst.pod_subnet}",
               p.trace(p.dst, p.src): f"{p.src.name} has no route to {p.dst.name}'s pod subnet",
           }, _route_hints,
@@ -139,7 +139,7 @@ FAULTS: tuple[Fault, ...] = (
           lambda p: (Command(p.src.name, ("ip", "route", "replace", str(p.dst.pod_subnet), "via", str(NAT_GATEWAY),
                                           "dev", NAT_IF)),), _restore_route,
           lambda p: {
-              checks.route_name(p.peer_route()): diagnose.FLANNEL_ON_NAT,
+              names.route_name(p.peer_route()): diagnose.FLANNEL_ON_NAT,
               checks.eth0_routes_name(p.src): diagnose.FLANNEL_ON_NAT,
               p.trace(p.src, p.dst): diagnose.FLANNEL_ON_NAT,
               p.trace(p.dst, p.src): diagnose.FLANNEL_ON_NAT,
@@ -150,7 +150,7 @@ FAULTS: tuple[Fault, ...] = (
           lambda p: (Command(p.src.name, ("ip", "route", "replace", str(p.dst.pod_subnet), "via", str(p.bystander().ip),
                                           "dev", HOST_ONLY_IF)),), _restore_route,
           lambda p: {
-              checks.route_name(p.peer_route()): f"wrong next hop {p.bystander().ip} ({p.bystander().name}'s",
+              names.route_name(p.peer_route()): f"wrong next hop {p.bystander().ip} ({p.bystander().name}'s",
               p.trace(p.src, p.dst): f"wrong next hop {p.bystander().ip} ({p.bystander().name}'s",
           }, _route_hints,
           lambda p: (f"{p.src.name}'s route to {p.dst.name}'s pod subnet {p.dst.pod_subnet} was sent via "
@@ -158,7 +158,7 @@ FAULTS: tuple[Fault, ...] = (
           min_nodes=3),
     Fault("forwarding-off", "ip_forward=0 on one node", EASY, _sysctl(0), _sysctl(1),
           lambda p: {
-              checks.forwarding_name(p.dst): diagnose.forwarding_off(p.dst.name),
+              names.forwarding_name(p.dst): diagnose.forwarding_off(p.dst.name),
               **{name: diagnose.forwarding_off(p.dst.name) for name in p.cross_traces(p.dst)},
           },
           lambda p: ("traffic through one node stops there", f"is {p.dst.name} a router? `sysctl net.ipv4.ip_forward`",
@@ -166,7 +166,7 @@ FAULTS: tuple[Fault, ...] = (
           lambda p: f"IP forwarding was switched off on {p.dst.name}", exercise=False),
     Fault("pod-outside-subnet", "a pod given an address outside its node's subnet", HARD, _pod_break, _pod_repair,
           lambda p: {
-              checks.pod_address_name(p.dst): f"outside {p.dst.name}'s pod subnet {p.dst.pod_subnet}",
+              names.pod_address_name(p.dst): f"outside {p.dst.name}'s pod subnet {p.dst.pod_subnet}",
               **{name: f"no longer has {p.pod.ip}" for name in [*p.cross_traces(p.dst), p.trace(p.dst, p.dst)]},
           },
           lambda p: ("one pod is unreachable", f"compare the pod's address with {p.dst.name}'s pod subnet",

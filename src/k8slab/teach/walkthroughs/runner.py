@@ -16,7 +16,7 @@ from k8slab.interrupts import no_interrupts
 from k8slab.labs import notes
 from k8slab.labs.base import Lab, Pod, Progress, quiet
 from k8slab.teach.walkthroughs.model import Roles, StepContext, StepResult, StepText, Walkthrough, pods_of
-from k8slab.verify.checks import has_kubernetes
+from k8slab.verify.observe import has_kubernetes
 
 NOTE = "walkthrough-pods"
 

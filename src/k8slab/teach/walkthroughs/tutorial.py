@@ -25,7 +25,7 @@ from k8slab.teach.walkthroughs.model import (
     StepText,
     Walkthrough,
 )
-from k8slab.verify.checks import has_kubernetes
+from k8slab.verify.observe import has_kubernetes
 
 # The tutorial's pods. The nginx image is real only where Kubernetes runs (the VirtualBox lab).
 NGINX, HTTPD, BUSYBOX = "nginx", "httpd", "busybox"
@@ -152,7 +152,7 @@ def judge_trace(spec: LabSpec, ex: Explanation) -> list[Check]:
 
 def traced(ctx: StepContext, text: StepText, pairs: Sequence[tuple[Endpoint, Endpoint]], capture: bool) -> StepResult:
     """Trace each pair: judged on the engine's short trace, shown as the tutorial's `traceroute -n`."""
-    from k8slab.teach.walkthrough import observe_trace, tutorial_traceroute
+    from k8slab.teach.trace import observe_trace, tutorial_traceroute
 
     ran, outputs, checks, explanation = [], [], [], []
     pods = list(ctx.pods.values())

@@ -17,8 +17,8 @@ from k8slab.errors import CommandFailedError
 from k8slab.labs.base import Lab, Pod, Progress, Result, quiet
 from k8slab.spec.model import HOST_ONLY_IF
 from k8slab.teach.explain import Capture, Endpoint, Explanation, expected_hops, explain_trace
-from k8slab.verify.checks import trace_path
 from k8slab.verify.traceroute import TracerouteParseError, parse_traceroute
+from k8slab.verify.tracing import trace_path
 
 CAPTURE_SECONDS = 4
 PROBES = 2
@@ -30,7 +30,7 @@ TUTORIAL_TRACEROUTE = ("traceroute", "-n")
 
 
 @dataclass
-class TraceRun:
+class ExplainedTrace:
     command: str
     trace_text: str
     explanation: Explanation
@@ -58,7 +58,7 @@ def _run_at(lab: Lab, ep: Endpoint, argv: Sequence[str], timeout: float) -> Resu
 
 
 def observe_trace(lab: Lab, src: Endpoint, dst: Endpoint, *, capture: bool = True,
-                  pods: Sequence[Pod] = (), progress: Progress = quiet) -> TraceRun:
+                  pods: Sequence[Pod] = (), progress: Progress = quiet) -> ExplainedTrace:
     """Run traceroute from src to dst, `ip route get` at the source and on every node, and (with
     capture) a short tcpdump on the destination node's eth1 while a few pings cross; explain it all."""
     spec = lab.spec
@@ -89,14 +89,14 @@ def observe_trace(lab: Lab, src: Endpoint, dst: Endpoint, *, capture: bool = Tru
         shown = (f"{_show(capture_argv(dst))}   # on {dst.node}, while:",
                  f"{_show(ping_argv(dst))}   # {_where(src)}")
     ex = explain_trace(spec, src, dst, trace, src_route=src_route, node_routes=node_routes, capture=cap, pods=pods)
-    return TraceRun(f"{seen.command}   # {_where(src)}", text, ex, shown)
+    return ExplainedTrace(f"{seen.command}   # {_where(src)}", text, ex, shown)
 
 
 def _where(ep: Endpoint) -> str:
     return f"in pod {ep.pod}" if ep.pod else f"on {ep.node}"
 
 
-def tutorial_traceroute(lab: Lab, src: Endpoint, dst: Endpoint, judged: TraceRun,
+def tutorial_traceroute(lab: Lab, src: Endpoint, dst: Endpoint, judged: ExplainedTrace,
                         progress: Progress = quiet) -> ShownTrace:
     """`traceroute -n DST` with traceroute's defaults (30 hops max, 3 probes per hop), the tutorial's shape,
     once the judged trace reached its target (a lost packet would make it probe 30 TTLs in vain: then the
