@@ -10,8 +10,8 @@ from k8slab.cli import main
 from k8slab.labs import notes
 from k8slab.labs.registry import BACKENDS
 from k8slab.teach.exercise import NOTE, choose
-from k8slab.verify.checks import run_checks
 from k8slab.verify.faults import EASY, HARD, run_commands
+from k8slab.verify.run import run_checks
 
 
 def k8slab(spec, lab, capsys, *args: str) -> tuple[int, str, str]:

@@ -13,8 +13,9 @@ from k8slab.labs.registry import BACKENDS, running_lab
 from k8slab.render import console
 from k8slab.spec.model import load_spec
 from k8slab.teach.exercise import NOTE, Exercise, choose, from_record
-from k8slab.verify.checks import CheckResult, run_checks
+from k8slab.verify.checks import CheckResult
 from k8slab.verify.faults import EASY, LEVELS, run_commands
+from k8slab.verify.run import run_checks
 
 EXAMPLES = """\
 examples (a class):
