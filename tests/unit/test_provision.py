@@ -11,7 +11,15 @@ import pytest
 import yaml
 
 from k8slab.errors import CommandFailedError, ToolMissingError
-from k8slab.provision.runner import check, progress_line, recap, run_playbook, task_failure
+from k8slab.provision.runner import (
+    check,
+    phase_durations,
+    phases_text,
+    progress_line,
+    recap,
+    run_playbook,
+    task_failure,
+)
 from k8slab.spec.model import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +40,8 @@ def make_playbook(tmp_path: Path, extra_tasks: list[dict] | None = None) -> Path
     role.mkdir(parents=True)
     (role / "main.yml").write_text(yaml.safe_dump(ROLE_TASKS + (extra_tasks or []), sort_keys=False))
     play = tmp_path / "site.yml"
-    play.write_text(yaml.safe_dump([{"hosts": "k8s_nodes", "gather_facts": False, "roles": ["demo"]}]))
+    play.write_text(yaml.safe_dump([{"name": "Demo play", "hosts": "k8s_nodes", "gather_facts": False,
+                                     "roles": ["demo"]}]))
     return play
 
 
@@ -82,6 +91,21 @@ def test_every_task_result_becomes_a_progress_line_per_host(tmp_path):
     for host, line in zip(HOSTS[1:], summary[1:]):
         assert line == f"{host}  ok=2 changed=1 failed=0 unreachable=0 skipped=1"
     assert sorted(p.name for p in (tmp_path / "markers").iterdir()) == sorted(HOSTS)
+    # Each play's wall time is measured for the progress summary.
+    assert [name for name, _ in result.phases] == [play["name"] for play in yaml.safe_load(
+        (tmp_path / "site.yml").read_text())] and all(s >= 0 for _, s in result.phases)
+
+
+def test_phase_durations_from_recorded_runner_marks():
+    marks = [("Prepare every node", "2026-11-23T09:00:00.000000"), ("Initialise the control plane",
+             "2026-11-23T09:04:12.500000"), ("Join the workers in lab.yaml order", "2026-11-23T09:05:15.000000"),
+             ("", "2026-11-23T09:06:00.000000")]
+    phases = phase_durations(marks)
+    assert phases == [("Prepare every node", 252.5), ("Initialise the control plane", 62.5),
+                      ("Join the workers in lab.yaml order", 45.0)]
+    assert phases_text(phases) == ("Prepare every node 4m12s · Initialise the control plane 1m02s · "
+                                   "Join the workers in lab.yaml order 0m45s")
+    assert phase_durations(marks[:1]) == []  # a run that stopped before its stats: nothing to measure
 
 
 def test_failed_task_names_host_role_task_and_the_module_message(tmp_path):

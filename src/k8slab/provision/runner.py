@@ -5,10 +5,12 @@ is pure (progress_line, task_failure, recap); run_playbook is the side effect ar
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,20 @@ class PlaybookResult:
     stats: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: list[TaskFailure] = field(default_factory=list)
     artifacts: Path | None = None
+    phases: list[tuple[str, float]] = field(default_factory=list)  # (play name, seconds), in run order
+
+
+def phase_durations(marks: list[tuple[str, str]]) -> list[tuple[str, float]]:
+    """(play name, seconds) from the runner's play-start marks [(play name, ISO time)] and a final
+    ("", ISO time) mark at the stats event: each play lasts until the next mark."""
+    times = [(name, datetime.fromisoformat(created)) for name, created in marks]
+    return [(name, max((end - start).total_seconds(), 0.0))
+            for (name, start), (_, end) in itertools.pairwise(times) if name]
+
+
+def phases_text(phases: list[tuple[str, float]]) -> str:
+    """'Prepare every node 4m12s · Initialise the control plane 1m03s ...' for the progress summary."""
+    return " · ".join(f"{name} {int(s) // 60}m{int(s) % 60:02d}s" for name, s in phases)
 
 
 def task_label(event_data: Mapping[str, Any]) -> str:
@@ -156,6 +172,7 @@ def run_playbook(inventory: Path, extravars: Mapping[str, Any], hosts: list[str]
     run_dir.mkdir(parents=True, exist_ok=True)
     failures: list[TaskFailure] = []
     stats: dict[str, dict[str, int]] = {}
+    marks: list[tuple[str, str]] = []
 
     def on_event(event: dict[str, Any]) -> bool:
         line = progress_line(event)
@@ -164,9 +181,13 @@ def run_playbook(inventory: Path, extravars: Mapping[str, Any], hosts: list[str]
         failure = task_failure(event)
         if failure:
             failures.append(failure)
+        if event.get("event") == "playbook_on_play_start" and event.get("created"):
+            marks.append((str(event.get("event_data", {}).get("play", "?")), str(event["created"])))
         if event.get("event") == "playbook_on_stats":
             data = event.get("event_data", {})
             stats.update({k: dict(data.get(k) or {}) for k in ("ok", "changed", "failures", "dark", "skipped")})
+            if event.get("created"):
+                marks.append(("", str(event["created"])))
         return True  # keep the event in the artifacts for the full log
 
     env = {"PATH": ansible_path(path), "ANSIBLE_NOCOLOR": "1", **(envvars or {})}
@@ -179,7 +200,7 @@ def run_playbook(inventory: Path, extravars: Mapping[str, Any], hosts: list[str]
     )
     artifacts = Path(runner.config.artifact_dir) if getattr(runner, "config", None) else None
     return PlaybookResult(status=runner.status, rc=int(runner.rc if runner.rc is not None else -1), stats=stats,
-                          failures=failures, artifacts=artifacts)
+                          failures=failures, artifacts=artifacts, phases=phase_durations(marks))
 
 
 def provision(spec: LabSpec, inventory: Path, progress: Progress = quiet, *,
@@ -194,6 +215,8 @@ def provision(spec: LabSpec, inventory: Path, progress: Progress = quiet, *,
     progress(f"running {PLAYBOOK.relative_to(PROJECT_ROOT)} on {', '.join(hosts)} (inventory {inventory})")
     result = run_playbook(inventory, ansible_vars(spec), hosts, progress=progress,
                           run_dir=RUNNER_DIR / spec.name, path=path)
+    if result.phases:  # where the minutes went, also when the run failed
+        progress(f"time per play: {phases_text(result.phases)}")
     check(result, inventory, hosts, next_step)
     for line in recap(result.stats, hosts).splitlines():
         progress(line)
