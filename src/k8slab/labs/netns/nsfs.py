@@ -185,5 +185,6 @@ def _exists(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(") ", 1)[1][:1] != "Z"
-    except (FileNotFoundError, IndexError):
+    # A process that exits between open() and read() makes the read fail with ESRCH.
+    except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
