@@ -18,7 +18,7 @@ import time
 from ipaddress import IPv4Network
 
 from k8slab.labs.netns import NetnsLab
-from k8slab.spec.model import parse_spec
+from k8slab.spec.load import parse_spec
 
 TARGETS = {(3, 2): 1.0, (50, 4): 5.0}  # seconds for "up", from the issue
 

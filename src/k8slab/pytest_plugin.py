@@ -31,7 +31,8 @@ from k8slab.errors import K8slabError
 from k8slab.labs.base import Lab
 from k8slab.labs.registry import BACKENDS, open_lab, running_lab
 from k8slab.spec.expect import InterfaceExpectation, RouteExpectation, hops_from_pod, node_interfaces, node_routes
-from k8slab.spec.model import LabSpec, load_spec
+from k8slab.spec.load import load_spec
+from k8slab.spec.model import LabSpec
 
 KUBERNETES_MARK = "kubernetes"
 LAB_FIXTURES = frozenset({"lab", "node_hosts", "pod_hosts"})

@@ -12,7 +12,7 @@ from k8slab.cli import main
 from k8slab.labs.registry import BACKENDS
 from k8slab.render.html_report import render_html
 from k8slab.spec.expect import LOOPBACK, node_routes
-from k8slab.spec.model import NAT_ADDRESS, NAT_NETWORK
+from k8slab.spec.facts import NAT_ADDRESS, NAT_NETWORK
 from k8slab.verify import run
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -47,7 +47,7 @@ def test_diagram_of_the_live_lab_with_a_traced_path(lab, spec, lab_pods, tmp_pat
     assert f"traced: pod {src.name} -> pod {dst.name}" in texts
     # The live routing table: the row w2 used to reach w1's pods is drawn, as flannel writes it.
     row = next(r for r in node_routes(spec, w2) if r.peer == w1.name)
-    assert f"{row.dest} via {row.via} dev {row.dev}" in texts, texts
+    assert f"{row.route.dst} via {row.route.via} dev {row.route.dev}" in texts, texts
     png = tmp_path / "lab.png"
     assert main(["--spec", spec.source, "diagram", "-o", str(png), *backend]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -90,5 +90,5 @@ def test_a_failed_trace_is_drawn_lost_where_the_route_is_missing(lab, spec, lab_
     assert rc == 0, capsys.readouterr()
     texts = svg_texts(out)
     row = pair.peer_route()
-    assert "packet lost here" in texts and f"{w2.name} lacks: {row.dest} via {row.via} dev {row.dev}" in texts
+    assert "packet lost here" in texts and f"{w2.name} lacks: {row.route}" in texts
     assert "legend" in texts

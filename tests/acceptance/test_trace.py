@@ -8,7 +8,7 @@ import pytest
 from k8slab.cli import main
 from k8slab.labs.registry import BACKENDS
 from k8slab.spec.expect import hops_from_pod
-from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, VXLAN_IF
+from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, VXLAN_IF
 from k8slab.teach.explain import Endpoint
 from k8slab.teach.trace import observe_trace
 

@@ -17,7 +17,7 @@ from k8slab.cli import main
 from k8slab.labs import notes
 from k8slab.labs.registry import BACKENDS
 from k8slab.spec.expect import hops_from_pod, node_routes
-from k8slab.spec.model import BRIDGE_IF
+from k8slab.spec.facts import BRIDGE_IF
 from k8slab.teach.walkthroughs.model import Roles
 from k8slab.teach.walkthroughs.runner import NOTE
 from k8slab.teach.walkthroughs.tutorial import BUSYBOX, HTTPD, NGINX
@@ -120,10 +120,8 @@ def test_a_missing_route_fails_step_4_and_the_exit_status(spec, lab, capsys):
     """Remove the source worker's route to the destination worker's pod subnet, then put it back."""
     r = Roles.of(spec)
     route = next(x for x in node_routes(spec, r.src_worker) if x.peer == r.dst_worker.name)
-    restore = ["ip", "route", "replace", str(route.dest), "via", str(route.via), "dev", route.dev]
-    if route.onlink:
-        restore.append("onlink")
-    assert lab.node_run(r.src_worker.name, ["ip", "route", "del", str(route.dest)]).ok
+    restore = ["ip", "route", "replace", *str(route.route).split()]
+    assert lab.node_run(r.src_worker.name, ["ip", "route", "del", str(route.route.dst)]).ok
     try:
         rc, out = walkthrough(spec, lab, capsys, "--step", "4", "--no-capture")
     finally:

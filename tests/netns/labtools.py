@@ -10,7 +10,8 @@ from pathlib import Path
 import yaml
 
 from k8slab.labs.netns import names
-from k8slab.spec.model import LabSpec, load_spec, parse_spec
+from k8slab.spec.load import load_spec, parse_spec
+from k8slab.spec.model import LabSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 K8SLAB = [sys.executable, "-m", "k8slab"]

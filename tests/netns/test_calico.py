@@ -13,7 +13,7 @@ import pytest
 from k8slab.errors import ToolMissingError
 from k8slab.labs.netns import NetnsLab, kernel, nsfs
 from k8slab.spec import calico
-from k8slab.spec.model import HOST_ONLY_IF, NAT_ADDRESS
+from k8slab.spec.facts import HOST_ONLY_IF, NAT_ADDRESS
 
 from .labtools import leftovers, many_node_data, spec_data, spec_from, unique_name
 

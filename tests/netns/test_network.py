@@ -11,7 +11,8 @@ from ipaddress import IPv4Address
 import pytest
 
 from k8slab.labs.netns import names
-from k8slab.spec.model import HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, LabSpec
+from k8slab.spec.facts import HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF
+from k8slab.spec.model import LabSpec
 from k8slab.verify.traceroute import parse_traceroute
 
 from .labtools import default_spec, four_node_data, spec_from, unique_name

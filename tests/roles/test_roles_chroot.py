@@ -23,7 +23,9 @@ import testinfra
 import yaml
 
 from k8slab.provision.ansible_vars import ansible_vars
-from k8slab.spec.model import HOST_ONLY_IF, LabSpec, load_spec
+from k8slab.spec.facts import HOST_ONLY_IF
+from k8slab.spec.load import load_spec
+from k8slab.spec.model import LabSpec
 
 pytestmark = pytest.mark.root
 

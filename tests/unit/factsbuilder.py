@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, NAT_NETWORK, LabSpec, Node
-from k8slab.verify.facts import LinkFact, NodeFacts, RouteFact
+from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, NAT_NETWORK
+from k8slab.spec.model import LabSpec, Node
+from k8slab.spec.route import Route
+from k8slab.verify.facts import LinkFact, NodeFacts
 
 
 def healthy_node(spec: LabSpec, node: Node, pods: int = 2) -> NodeFacts:
@@ -20,12 +22,12 @@ def healthy_node(spec: LabSpec, node: Node, pods: int = 2) -> NodeFacts:
     ]
     links += [LinkFact(f"veth{i:04x}", True, (), master=BRIDGE_IF, kind="veth") for i in range(pods)]
     routes = [
-        RouteFact(IPv4Network("0.0.0.0/0"), NAT_IF, NAT_GATEWAY),
-        RouteFact(NAT_NETWORK, NAT_IF),
-        RouteFact(spec.host_only, HOST_ONLY_IF),
-        RouteFact(node.pod_subnet, BRIDGE_IF),
+        Route(IPv4Network("0.0.0.0/0"), NAT_IF, NAT_GATEWAY),
+        Route(NAT_NETWORK, NAT_IF),
+        Route(spec.host_only, HOST_ONLY_IF),
+        Route(node.pod_subnet, BRIDGE_IF),
     ]
-    routes += [RouteFact(p.pod_subnet, HOST_ONLY_IF, p.ip) for p in spec.nodes if p.name != node.name]
+    routes += [Route(p.pod_subnet, HOST_ONLY_IF, p.ip) for p in spec.nodes if p.name != node.name]
     return NodeFacts(node.name, tuple(links), tuple(routes), 1)
 
 
@@ -34,11 +36,11 @@ def healthy(spec: LabSpec) -> dict[str, NodeFacts]:
 
 
 def without_route(facts: NodeFacts, dest: IPv4Network) -> NodeFacts:
-    return replace(facts, routes=tuple(r for r in facts.routes if r.dest != dest))
+    return replace(facts, routes=tuple(r for r in facts.routes if r.dst != dest))
 
 
-def with_route(facts: NodeFacts, route: RouteFact) -> NodeFacts:
-    return replace(without_route(facts, route.dest), routes=(*without_route(facts, route.dest).routes, route))
+def with_route(facts: NodeFacts, route: Route) -> NodeFacts:
+    return replace(without_route(facts, route.dst), routes=(*without_route(facts, route.dst).routes, route))
 
 
 def link_down(facts: NodeFacts, name: str) -> NodeFacts:

@@ -17,7 +17,8 @@ from jinja2.nativetypes import NativeEnvironment
 
 from k8slab.errors import LabSpecError
 from k8slab.provision.ansible_vars import KUBERNETES_RELEASES, ansible_vars
-from k8slab.spec.model import LabSpec, load_spec, parse_spec
+from k8slab.spec.load import load_spec, parse_spec
+from k8slab.spec.model import LabSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ROOT / "roles"

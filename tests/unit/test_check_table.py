@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from k8slab.render import check_table, console
-from k8slab.spec.model import load_spec
+from k8slab.spec.load import load_spec
 from k8slab.verify.checks import CheckResult
 
 ROOT = Path(__file__).resolve().parents[2]

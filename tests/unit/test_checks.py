@@ -15,9 +15,11 @@ from factsbuilder import healthy, link_down, pod_ip, with_route, without_route
 from k8slab.labs.base import Pod, Result
 from k8slab.render.junit import junit_xml
 from k8slab.spec.expect import hops_from_pod, node_interfaces, node_routes
-from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, load_spec, parse_spec
+from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF
+from k8slab.spec.load import load_spec, parse_spec
+from k8slab.spec.route import Route
 from k8slab.verify import checks, diagnose, facts, names, tracing
-from k8slab.verify.facts import LinkFact, RouteFact, parse_inet, parse_ip_addr, parse_ip_route
+from k8slab.verify.facts import LinkFact, parse_inet, parse_ip_addr, parse_ip_route
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,7 +80,7 @@ def test_peer_route_deleted_is_a_missing_route(spec):
 def test_peer_route_on_eth0_blames_flannel_bound_to_eth0(spec):
     src, peer = spec.nodes[-1], spec.nodes[1]
     facts = healthy(spec)
-    facts[src.name] = with_route(facts[src.name], RouteFact(peer.pod_subnet, NAT_IF, NAT_ADDRESS))
+    facts[src.name] = with_route(facts[src.name], Route(peer.pod_subnet, NAT_IF, NAT_ADDRESS))
     failed = [r for r in checks.node_checks(spec, facts, pods_for(spec)) if not r.ok]
     assert {r.name for r in failed} == {f"{src.name} routes {peer.pod_subnet} via {peer.ip} on {HOST_ONLY_IF}",
                                         f"{src.name} has no pod-network route on {NAT_IF}"}
@@ -93,7 +95,7 @@ def test_peer_route_on_eth1_via_a_wrong_address_fails(spec):
     # Right device, wrong next hop (flannel's public-ip annotation on another address): only `via` differs.
     src, peer = spec.nodes[-1], spec.nodes[1]
     facts = healthy(spec)
-    facts[src.name] = with_route(facts[src.name], RouteFact(peer.pod_subnet, HOST_ONLY_IF, spec.host_ip))
+    facts[src.name] = with_route(facts[src.name], Route(peer.pod_subnet, HOST_ONLY_IF, spec.host_ip))
     failed = [r for r in checks.node_checks(spec, facts, pods_for(spec)) if not r.ok]
     assert [r.name for r in failed] == [f"{src.name} routes {peer.pod_subnet} via {peer.ip} on {HOST_ONLY_IF}"], [
         r.message for r in failed]
@@ -381,11 +383,11 @@ def test_parse_ip_addr():
 
 def test_parse_ip_route():
     default, hostgw, vxlan, host = parse_ip_route(IP_ROUTE_JSON)
-    assert default.dest.prefixlen == 0 and default.via == IPv4Address("10.0.2.2") and default.describe() == (
+    assert default.dst.prefixlen == 0 and default.via == IPv4Address("10.0.2.2") and str(default) == (
         "default via 10.0.2.2 dev eth0")
-    assert hostgw.describe() == "10.244.0.0/24 via 192.168.56.10 dev eth1"
+    assert str(hostgw) == "10.244.0.0/24 via 192.168.56.10 dev eth1"
     assert vxlan.onlink and vxlan.dev == "flannel.1"
-    assert str(host.dest) == "10.1.2.3/32"
+    assert str(host.dst) == "10.1.2.3/32"
 
 
 def test_route_lookup_is_longest_prefix():

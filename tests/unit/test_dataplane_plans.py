@@ -19,10 +19,13 @@ from k8slab.errors import LabSpecError
 from k8slab.labs.netns import names
 from k8slab.labs.netns.kernel import RTM_NEWROUTE, route_message
 from k8slab.labs.netns.lab import ipip_refusal
-from k8slab.labs.netns.plan import DEFAULT_ROUTE, FLANNEL_IPIP_IF, RoutePlan, build_plan
+from k8slab.labs.netns.plan import build_plan
 from k8slab.labs.netns.plan_calico import bird_config, mesh_name
 from k8slab.spec import calico
-from k8slab.spec.model import HOST_ONLY_IF, NAT_GATEWAY, NAT_IF, LabSpec, parse_spec
+from k8slab.spec.facts import DEFAULT_ROUTE, FLANNEL_IPIP_IF, HOST_ONLY_IF, NAT_GATEWAY, NAT_IF
+from k8slab.spec.load import parse_spec
+from k8slab.spec.model import LabSpec
+from k8slab.spec.route import Route
 
 ROOT = Path(__file__).resolve().parents[2]
 RTN_BLACKHOLE = 6
@@ -50,7 +53,7 @@ def problems(data: dict) -> list[str]:
 
 
 def routes_of(plan, netns):
-    return {(r.dst, r.via, r.dev, r.onlink, r.proto, r.blackhole) for r in plan.routes if r.netns == netns}
+    return {(r.dst, r.via, r.dev, r.onlink, r.proto, r.blackhole) for r in (x.route for x in plan.routes if x.netns == netns)}
 
 
 # ---- lab.yaml --------------------------------------------------------------------------------
@@ -176,7 +179,7 @@ def test_vxlan_cross_subnet_routes_a_shared_subnet_directly_via_eth1():
     plan = build_plan(spec)
     for n in spec.nodes:
         ns = names.node_netns(spec.name, n.name)
-        peers = {(r.dst, r.via, r.dev, r.proto) for r in plan.routes if r.netns == ns and r.dst.subnet_of(spec.pod_cidr)
+        peers = {(r.dst, r.via, r.dev, r.proto) for r in (x.route for x in plan.routes if x.netns == ns) if r.dst.subnet_of(spec.pod_cidr)
                  and not r.blackhole}
         assert peers == {(m.pod_subnet, m.ip, HOST_ONLY_IF, calico.PROTO_FELIX) for m in spec.nodes if m is not n}
 
@@ -194,7 +197,7 @@ def test_calico_pods_are_wired_by_calicos_rules():
 
 
 def test_blackhole_route_message_has_no_device_and_carries_felixs_protocol():
-    route = RoutePlan("ns", IPv4Network("10.244.0.64/26"), "", blackhole=True, proto=calico.PROTO_FELIX)
+    route = Route(IPv4Network("10.244.0.64/26"), "", blackhole=True, proto=calico.PROTO_FELIX)
     msg = route_message(route, 0, seq=5)
     length, kind, _, seq, _ = struct.unpack_from("IHHII", msg)
     assert (length, kind, seq) == (len(msg), RTM_NEWROUTE, 5)
@@ -207,7 +210,7 @@ def test_blackhole_route_message_has_no_device_and_carries_felixs_protocol():
         off += (alen + 3) & ~3
     assert 4 not in attrs  # RTA_OIF
     assert attrs[1] == IPv4Network("10.244.0.64/26").network_address.packed
-    assert route.describe() == "blackhole 10.244.0.64/26 proto 80"
+    assert str(route) == "blackhole 10.244.0.64/26 proto 80"
 
 
 # ---- flannel ipip ------------------------------------------------------------------------------
@@ -220,7 +223,7 @@ def test_flannel_ipip_device_addresses_routes_and_mtu():
         assert (tun.ifname, tun.local, tun.mtu) == (FLANNEL_IPIP_IF, n.ip, 1480)
         assert {a.address for a in plan.addrs if a.netns == ns and a.ifname == FLANNEL_IPIP_IF} == {
             IPv4Interface(f"{n.pod_subnet.network_address}/32")}
-        peers = {(r.dst, r.via, r.dev, r.onlink) for r in plan.routes if r.netns == ns and r.dst != DEFAULT_ROUTE}
+        peers = {(r.dst, r.via, r.dev, r.onlink) for r in (x.route for x in plan.routes if x.netns == ns) if r.dst != DEFAULT_ROUTE}
         assert peers == {(m.pod_subnet, m.ip, FLANNEL_IPIP_IF, True) for m in spec.nodes if m is not n}
         assert plan.node_plan(n.name).cni_config["mtu"] == 1480
     assert "mode ipip local" in plan.render()

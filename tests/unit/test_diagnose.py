@@ -11,9 +11,10 @@ import pytest
 from factsbuilder import healthy, link_down, pod_ip, with_route, without_route
 
 from k8slab.spec.expect import RouteExpectation
-from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, load_spec
+from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF
+from k8slab.spec.load import load_spec
+from k8slab.spec.route import Route
 from k8slab.verify import diagnose
-from k8slab.verify.facts import RouteFact
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,8 +39,8 @@ def test_fault_table_texts_name_the_fix():
 
 def test_route_to_a_wrong_peer_address_blames_flannels_public_ip(spec, pair):
     src, dst = pair
-    facts = with_route(healthy(spec)[src.name], RouteFact(dst.pod_subnet, HOST_ONLY_IF, spec.host_ip))
-    exp = RouteExpectation(src.name, dst.pod_subnet, HOST_ONLY_IF, dst.ip, peer=dst.name)
+    facts = with_route(healthy(spec)[src.name], Route(dst.pod_subnet, HOST_ONLY_IF, spec.host_ip))
+    exp = RouteExpectation(src.name, Route(dst.pod_subnet, HOST_ONLY_IF, dst.ip), peer=dst.name)
     assert "wrong next hop" in diagnose.route(spec, exp, facts)
     assert "public-ip" in diagnose.route(spec, exp, facts)
 
@@ -48,7 +49,7 @@ def test_own_subnet_route_without_cni0_says_no_pod_yet(spec):
     node = spec.nodes[1]
     nf = healthy(spec)[node.name]
     nf = without_route(replace(nf, links=tuple(lk for lk in nf.links if lk.name != BRIDGE_IF)), node.pod_subnet)
-    exp = RouteExpectation(node.name, node.pod_subnet, BRIDGE_IF)
+    exp = RouteExpectation(node.name, Route(node.pod_subnet, BRIDGE_IF))
     assert "first pod" in diagnose.route(spec, exp, nf)
 
 
@@ -67,7 +68,7 @@ def test_cross_node_trace_blames_the_node_whose_route_is_missing(spec, pair, bro
 def test_cross_node_trace_via_eth0_blames_flannel(spec, pair):
     src, dst = pair
     facts = healthy(spec)
-    facts[src.name] = with_route(facts[src.name], RouteFact(dst.pod_subnet, NAT_IF, NAT_GATEWAY))
+    facts[src.name] = with_route(facts[src.name], Route(dst.pod_subnet, NAT_IF, NAT_GATEWAY))
     cause = diagnose.pod_trace(spec, src, dst, pod_ip(dst), [src.pod_gateway, NAT_GATEWAY, None], facts)
     assert diagnose.FLANNEL_ON_NAT in cause and f"{src.name} routes {dst.pod_subnet} out of {NAT_IF}" in cause
 

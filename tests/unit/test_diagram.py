@@ -23,7 +23,8 @@ from test_explain import (
 from k8slab.errors import LabStateError
 from k8slab.render import diagram
 from k8slab.render.diagram import SWITCH, build_dot, if_id, path_from_stops, pod_id, router_id
-from k8slab.spec.model import HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, NAT_NETWORK, load_spec, parse_spec
+from k8slab.spec.facts import HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, NAT_NETWORK
+from k8slab.spec.load import load_spec, parse_spec
 from k8slab.teach.explain import explain_trace, resolve_endpoint
 from k8slab.verify.traceroute import parse_traceroute
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8slab.spec.model import load_spec, parse_spec
+from k8slab.spec.load import load_spec, parse_spec
 from k8slab.teach.exercise import candidates, choose, from_record
 from k8slab.verify.faults import EASY, FAULTS, HARD
 

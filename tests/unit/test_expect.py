@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from k8slab.spec.expect import hops_from_node, hops_from_pod, node_interfaces, node_routes
-from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, NAT_NETWORK, VXLAN_IF, load_spec, parse_spec
+from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, NAT_NETWORK, VXLAN_IF
+from k8slab.spec.load import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,13 +85,13 @@ def test_routes_cover_every_peer_and_never_eth0(backend):
     spec = five_nodes(backend)
     for node in spec.nodes:
         routes = node_routes(spec, node)
-        assert {r.dest for r in routes} == {n.pod_subnet for n in spec.nodes}
-        assert all(r.dev != NAT_IF for r in routes), routes
+        assert {r.route.dst for r in routes} == {n.pod_subnet for n in spec.nodes}
+        assert all(r.route.dev != NAT_IF for r in routes), routes
         for r in routes:
             if r.peer is not None:
                 peer = spec.node(r.peer)
-                assert r.via == (peer.ip if backend == "host-gw" else peer.pod_subnet.network_address)
-                assert r.dest == peer.pod_subnet
+                assert r.route.via == (peer.ip if backend == "host-gw" else peer.pod_subnet.network_address)
+                assert r.route.dst == peer.pod_subnet
 
 
 def test_interfaces(tutorial):

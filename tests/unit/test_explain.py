@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from k8slab.errors import LabStateError
-from k8slab.spec.model import load_spec, parse_spec
+from k8slab.spec.load import load_spec, parse_spec
 from k8slab.teach.explain import (
     Capture,
     Endpoint,

@@ -23,7 +23,7 @@ from k8slab.provision.inventory import (
     write_inventory,
 )
 from k8slab.provision.runner import ansible_path
-from k8slab.spec.model import load_spec
+from k8slab.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(ROOT / "lab.yaml")

@@ -15,9 +15,10 @@ from k8slab.errors import LabSpecError
 from k8slab.labs.netns import NetnsLab, names
 from k8slab.labs.netns.kernel import RTM_NEWROUTE, RTNH_F_ONLINK, route_message
 from k8slab.labs.netns.lab import InvalidPodNameError
-from k8slab.labs.netns.plan import DEFAULT_ROUTE, RoutePlan, build_plan
-from k8slab.spec.model import (
+from k8slab.labs.netns.plan import build_plan
+from k8slab.spec.facts import (
     BRIDGE_IF,
+    DEFAULT_ROUTE,
     HOST_ONLY_IF,
     NAT_ADDRESS,
     NAT_DNS,
@@ -25,10 +26,10 @@ from k8slab.spec.model import (
     NAT_IF,
     NAT_NETWORK,
     VXLAN_IF,
-    LabSpec,
-    load_spec,
-    parse_spec,
 )
+from k8slab.spec.load import load_spec, parse_spec
+from k8slab.spec.model import LabSpec
+from k8slab.spec.route import Route
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +56,7 @@ def spec(request) -> LabSpec:
 
 
 def routes_of(plan, netns):
-    return {(r.dst, r.via, r.dev, r.onlink) for r in plan.routes if r.netns == netns}
+    return {(r.route.dst, r.route.via, r.route.dev, r.route.onlink) for r in plan.routes if r.netns == netns}
 
 
 def test_one_namespace_per_node_plus_nat_ends_and_the_switch(spec):
@@ -111,7 +112,7 @@ def test_host_gw_routes_to_every_other_node_via_its_eth1(spec):
         expected = {(m.pod_subnet, m.ip, HOST_ONLY_IF, False) for m in spec.nodes if m is not n}
         expected.add((DEFAULT_ROUTE, NAT_GATEWAY, NAT_IF, False))
         assert routes_of(plan, ns) == expected
-        assert not any(r.dst.subnet_of(spec.pod_cidr) and r.dev == NAT_IF for r in plan.routes)
+        assert not any(r.route.dst.subnet_of(spec.pod_cidr) and r.route.dev == NAT_IF for r in plan.routes)
     assert not plan.neighs and not plan.fdbs
     assert not any(x.kind == "vxlan" for x in plan.links)
 
@@ -176,7 +177,7 @@ def test_render_names_every_namespace_address_and_route(spec):
     for a in plan.addrs:
         assert f"address {a.address} dev {a.ifname}" in text
     for r in plan.routes:
-        assert f"route {r.describe()}" in text
+        assert f"route {r.route}" in text
     for n in spec.nodes:
         assert f"{BRIDGE_IF} {n.pod_gateway}/{n.pod_subnet.prefixlen}" in text
         assert f"pods get {n.pod_gateway + 1}, {n.pod_gateway + 2}" in text
@@ -220,7 +221,7 @@ def test_long_node_names_get_distinct_switch_ports():
 @pytest.mark.parametrize("onlink", [False, True])
 def test_route_message_encodes_dst_gateway_and_device(onlink):
     dst, via, oif = IPv4Network("10.244.7.0/24"), IPv4Address("192.168.56.17"), 42
-    msg = route_message(RoutePlan("ns", dst, "eth1", via, onlink=onlink), oif, seq=9)
+    msg = route_message(Route(dst, "eth1", via, onlink=onlink), oif, seq=9)
     length, kind, _flags, seq, _pid = struct.unpack_from("IHHII", msg)
     assert (length, kind, seq) == (len(msg), RTM_NEWROUTE, 9)
     family, dst_len, *_rest, rflags = struct.unpack_from("BBBBBBBBI", msg, 16)
@@ -237,7 +238,7 @@ def test_route_message_encodes_dst_gateway_and_device(onlink):
 
 
 def test_default_route_message_has_no_destination():
-    msg = route_message(RoutePlan("ns", DEFAULT_ROUTE, NAT_IF, NAT_GATEWAY), 3, seq=1)
+    msg = route_message(Route(DEFAULT_ROUTE, NAT_IF, NAT_GATEWAY), 3, seq=1)
     _family, dst_len = struct.unpack_from("BB", msg, 16)
     assert dst_len == 0
     assert struct.pack("HH", 8, 1) not in msg[28:]

@@ -14,7 +14,7 @@ from k8slab.errors import LabStateError
 from k8slab.labs.base import Container, Pod
 from k8slab.labs.netns import containers, images
 from k8slab.labs.placement import node_name_clash, place, schedulable
-from k8slab.spec.model import load_spec
+from k8slab.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(ROOT / "lab.yaml")

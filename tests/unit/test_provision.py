@@ -20,7 +20,7 @@ from k8slab.provision.runner import (
     run_playbook,
     task_failure,
 )
-from k8slab.spec.model import load_spec
+from k8slab.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(ROOT / "lab.yaml")

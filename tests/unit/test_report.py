@@ -13,7 +13,7 @@ import pytest
 from k8slab.labs.base import Pod
 from k8slab.render import diagram
 from k8slab.render.html_report import build_html, inline_svg
-from k8slab.spec.model import load_spec
+from k8slab.spec.load import load_spec
 from k8slab.verify.checks import CheckResult
 
 ROOT = Path(__file__).resolve().parents[2]

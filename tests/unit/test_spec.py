@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from k8slab.errors import LabSpecError
-from k8slab.spec.model import load_spec, parse_spec
+from k8slab.spec.load import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = yaml.safe_load((ROOT / "lab.yaml").read_text())

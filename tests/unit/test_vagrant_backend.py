@@ -29,7 +29,7 @@ from k8slab.labs.vagrant import VagrantLab, _availability, machine_readable_erro
 from k8slab.labs.vagrant_host import hint_for, vagrant_version
 from k8slab.provision.inventory import write_inventory
 from k8slab.provision.runner import check, run_playbook
-from k8slab.spec.model import load_spec
+from k8slab.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(ROOT / "lab.yaml").renamed("h2-ssh")

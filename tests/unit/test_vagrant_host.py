@@ -21,7 +21,7 @@ from k8slab.labs.vagrant_host import (
     virtualbox_version,
 )
 from k8slab.provision.kubeconfig import host_kubeconfig, write_private
-from k8slab.spec.model import load_spec, parse_spec
+from k8slab.spec.load import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(ROOT / "lab.yaml")

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8slab.spec.model import VBOX_HOST_ONLY_RANGE, LabSpec, load_spec
+from k8slab.spec.facts import VBOX_HOST_ONLY_RANGE
+from k8slab.spec.load import load_spec
+from k8slab.spec.model import LabSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 VAGRANTFILE = ROOT / "Vagrantfile"

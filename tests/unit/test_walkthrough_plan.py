@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from k8slab.render.walkthrough_text import format_skipped, summary
-from k8slab.spec.model import load_spec, parse_spec
+from k8slab.spec.load import load_spec, parse_spec
 from k8slab.teach.walkthroughs import WALKTHROUGHS, walkthrough
 from k8slab.teach.walkthroughs.model import Check, Roles, StepResult, pods_of
 from k8slab.teach.walkthroughs.runner import plan

@@ -12,10 +12,11 @@ from typing import BinaryIO
 
 from k8slab.errors import CommandFailedError, LabStateError
 from k8slab.labs.base import Lab
-from k8slab.labs.capture import POD_IF, Capture, in_pod_by_address, is_pcap, over_ssh
+from k8slab.labs.capture import Capture, in_pod_by_address, is_pcap, over_ssh
 from k8slab.labs.registry import BACKENDS, running_lab
 from k8slab.render import console
-from k8slab.spec.model import load_spec
+from k8slab.spec.facts import POD_IF
+from k8slab.spec.load import load_spec
 
 EXAMPLES = """examples:
   k8slab capture --node node-1 --iface eth1 -o eth1.pcap --count 20 --filter icmp

@@ -11,7 +11,7 @@ from k8slab.labs import notes
 from k8slab.labs.base import Lab
 from k8slab.labs.registry import BACKENDS, running_lab
 from k8slab.render import console
-from k8slab.spec.model import load_spec
+from k8slab.spec.load import load_spec
 from k8slab.teach.exercise import NOTE, Exercise, choose, from_record
 from k8slab.verify.checks import CheckResult
 from k8slab.verify.faults import EASY, LEVELS, run_commands

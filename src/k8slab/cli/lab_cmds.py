@@ -17,7 +17,8 @@ from k8slab.labs.registry import (
     usable_lab,
 )
 from k8slab.render import console
-from k8slab.spec.model import BRIDGE_IF, load_spec
+from k8slab.spec.facts import BRIDGE_IF
+from k8slab.spec.load import load_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:

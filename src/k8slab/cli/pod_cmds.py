@@ -17,7 +17,7 @@ from k8slab.labs.base import Container, Lab, Result, name_problem
 from k8slab.labs.placement import node_name_clash, place
 from k8slab.labs.registry import BACKENDS, running_lab
 from k8slab.render import console
-from k8slab.spec.model import load_spec
+from k8slab.spec.load import load_spec
 
 RUN_EXAMPLES = """examples:
   k8slab pod run web --image=nginx --node node-1

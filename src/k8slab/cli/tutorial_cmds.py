@@ -11,7 +11,7 @@ from k8slab.errors import LabStateError
 from k8slab.labs.base import name_problem
 from k8slab.labs.registry import BACKENDS, running_lab
 from k8slab.render import console
-from k8slab.spec.model import load_spec
+from k8slab.spec.load import load_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from k8slab.errors import LabStateError, ToolMissingError
 from k8slab.render import console
-from k8slab.spec.model import load_spec
+from k8slab.spec.load import load_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:

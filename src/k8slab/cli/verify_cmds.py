@@ -12,7 +12,7 @@ from k8slab.labs.registry import BACKENDS, running_lab
 from k8slab.render import check_table, console
 from k8slab.render.junit import junit_xml
 from k8slab.render.output_files import check_output, write_output
-from k8slab.spec.model import load_spec
+from k8slab.spec.load import load_spec
 from k8slab.verify.run import run_checks
 
 EXAMPLES = """\

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from k8slab.errors import K8slabError
-from k8slab.spec.model import HOST_ONLY_IF, LabSpec, Node
+from k8slab.spec.facts import HOST_ONLY_IF
+from k8slab.spec.model import LabSpec, Node
 
 if TYPE_CHECKING:
     import testinfra.host

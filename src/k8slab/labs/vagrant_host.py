@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from k8slab.spec.model import VBOX_HOST_ONLY_RANGE
+from k8slab.spec.facts import VBOX_HOST_ONLY_RANGE
 
 Version = tuple[int, ...]
 

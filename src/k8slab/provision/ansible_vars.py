@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from k8slab.errors import LabSpecError
-from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, VXLAN_IF, LabSpec, Node
+from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, VXLAN_IF
+from k8slab.spec.model import LabSpec, Node
 
 
 @dataclass(frozen=True)

@@ -22,17 +22,23 @@ from pathlib import Path
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
 from k8slab.labs.base import Pod
 from k8slab.render.output_files import write_output
-from k8slab.spec.expect import LOOPBACK, POD_IF, interface_of, node_routes
-from k8slab.spec.model import (
+from k8slab.spec.expect import interface_of, node_routes
+from k8slab.spec.facts import (
     BRIDGE_IF,
+    DEFAULT_ROUTE,
     HOST_ONLY_IF,
+    LOOPBACK,
     NAT_ADDRESS,
     NAT_GATEWAY,
     NAT_IF,
     NAT_NETWORK,
+    POD_IF,
     VXLAN_IF,
-    LabSpec,
+    VXLAN_PORT,
+    VXLAN_VNI,
 )
+from k8slab.spec.model import LabSpec
+from k8slab.spec.route import Route
 
 FORMATS = ("svg", "png")
 SWITCH = "host-only"
@@ -112,15 +118,10 @@ def _where_lost(spec: LabSpec, src, dst, stops, ids: Sequence[str]) -> tuple[str
     if last.route is not None and last.route.via is None and last.route.dev == BRIDGE_IF and not dst.pod:
         return None, "", None  # a node's own bridge answered: delivered
     node = last.node or src.node
-    need = next((r for r in node_routes(spec, spec.node(node)) if dst.address in r.dest), None) if node else None
-    missing = (node, _route_line(need)) if need is not None else None
+    need = next((r for r in node_routes(spec, spec.node(node)) if dst.address in r.route.dst), None) if node else None
+    missing = (node, str(need.route)) if need is not None else None
     where = ids[-1] if ids else (pod_id(src.pod) if src.pod else router_id(node or ""))
     return where, last.meaning, missing
-
-
-def _route_line(r) -> str:
-    """A RouteExpectation as `ip route` prints it (dest [via GW] dev IF)."""
-    return f"{r.dest}" + (f" via {r.via}" if r.via else "") + f" dev {r.dev}" + (" onlink" if r.onlink else "")
 
 
 def _q(s: str) -> str:
@@ -191,7 +192,7 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
                   (NAT_IF, f"{NAT_ADDRESS}/{NAT_NETWORK.prefixlen} (NAT)"),
                   ("lo", str(LOOPBACK))]
         if spec.cni_backend == "vxlan":
-            ifaces.insert(1, (VXLAN_IF, f"{node.pod_subnet.network_address}/32, VNI 1"))
+            ifaces.insert(1, (VXLAN_IF, f"{node.pod_subnet.network_address}/32, VNI {VXLAN_VNI}"))
         # On a live lab a node that never ran a pod has no cni0 yet (the bridge plugin makes it for the first pod).
         no_bridge = routes is not None and n in routes and not any(
             line.split()[:1] == [str(node.pod_subnet)] and f"dev {BRIDGE_IF}" in line for line in routes[n])
@@ -214,7 +215,7 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
         out.append("  }")
         edges += [(SWITCH, if_id(n, HOST_ONLY_IF), {})]
         if spec.cni_backend == "vxlan":
-            edges += [(if_id(n, HOST_ONLY_IF), if_id(n, VXLAN_IF), {"label": "UDP 8472"}),
+            edges += [(if_id(n, HOST_ONLY_IF), if_id(n, VXLAN_IF), {"label": f"UDP {VXLAN_PORT}"}),
                       (if_id(n, VXLAN_IF), router_id(n), {})]
         edges += [(if_id(n, HOST_ONLY_IF), router_id(n), {}),
                   (router_id(n), if_id(n, BRIDGE_IF), {}), (router_id(n), if_id(n, NAT_IF), {}),
@@ -279,7 +280,7 @@ def _legend(traced: bool, vxlan: bool) -> list[str]:
                ("#555555", "·······", "lo: traffic a node sends to itself, never on a wire"),
                ("#555555", "- - - -", "each node's own VirtualBox NAT (eth0), not shared; a dashed box: made with the first pod")]
     if vxlan:
-        entries.append(("#555555", "────", "UDP 8472: flannel.1 wraps pod packets in VXLAN, sent on eth1"))
+        entries.append(("#555555", "────", f"UDP {VXLAN_PORT}: flannel.1 wraps pod packets in VXLAN, sent on eth1"))
     if traced:
         entries += [(HIGHLIGHT, "━━━▶", "the traced packet's path; hop N: who answered traceroute's Nth probe"),
                     (HIGHLIGHT, "red row", "the routing-table row the kernel used; struck out: a row that is missing")]
@@ -302,11 +303,10 @@ def _path_pairs(elements: Sequence[str]) -> dict[frozenset[str], tuple[str, str]
 def spec_route_lines(spec: LabSpec, node) -> list[str]:
     """The routing table the node has when the lab is as its spec says, in `ip route`'s order: the default
     route (VirtualBox NAT), the connected networks of eth0 and eth1, cni0's pod subnet and flannel's routes."""
-    rows = [(IPv4Network("0.0.0.0/0"), f"default via {NAT_GATEWAY} dev {NAT_IF}"),
-            (NAT_NETWORK, f"{NAT_NETWORK} dev {NAT_IF} src {NAT_ADDRESS}"),
-            (spec.host_only, f"{spec.host_only} dev {HOST_ONLY_IF} src {node.ip}")]
-    rows += [(r.dest, _route_line(r)) for r in node_routes(spec, node)]
-    return [line for _, line in sorted(rows, key=lambda row: (row[0].prefixlen > 0, row[0]))]
+    rows = [Route(DEFAULT_ROUTE, NAT_IF, via=NAT_GATEWAY), Route(NAT_NETWORK, NAT_IF, src=NAT_ADDRESS),
+            Route(spec.host_only, HOST_ONLY_IF, src=node.ip)]
+    rows += [r.route for r in node_routes(spec, node)]
+    return [str(r) for r in sorted(rows, key=lambda r: (r.dst.prefixlen > 0, r.dst))]
 
 
 def _route_dest(line: str) -> IPv4Network | None:

@@ -40,6 +40,8 @@ import hashlib
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
+from k8slab.spec.facts import ETH_MTU
+
 POD_GATEWAY = IPv4Address("169.254.1.1")
 HOST_VETH_MAC = "ee:ee:ee:ee:ee:ee"
 VETH_PREFIX = "cali"
@@ -50,7 +52,6 @@ VXLAN_VNI = 4096
 VXLAN_PORT = 4789
 IPIP_OVERHEAD = 20  # an outer IPv4 header (protocol 4)
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
-ETH_MTU = 1500
 BGP_AS = 64512
 PROTO_BIRD = 12  # RTPROT_BIRD: `ip route` prints "proto bird"
 PROTO_FELIX = 80  # felix/dataplane/linux/dataplanedefs.DefaultRouteProto

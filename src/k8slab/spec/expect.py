@@ -8,12 +8,11 @@ correct expectations without a line changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface
 
-from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, NAT_NETWORK, VXLAN_IF, LabSpec, Node
-
-LOOPBACK = IPv4Interface("127.0.0.1/8")
-POD_IF = "eth0"
+from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, LOOPBACK, NAT_ADDRESS, NAT_IF, NAT_NETWORK, POD_IF, VXLAN_IF
+from k8slab.spec.model import LabSpec, Node
+from k8slab.spec.route import Route
 
 
 @dataclass(frozen=True)
@@ -30,15 +29,12 @@ class InterfaceExpectation:
 @dataclass(frozen=True)
 class RouteExpectation:
     node: str
-    dest: IPv4Network
-    dev: str
-    via: IPv4Address | None = None
-    onlink: bool = False
+    route: Route
     peer: str | None = None  # the node whose pod subnet this is
 
     def describe(self) -> str:
-        via = f" via {self.via}" if self.via else ""
-        return f"{self.node} routes {self.dest}{via} on {self.dev}"
+        via = f" via {self.route.via}" if self.route.via else ""
+        return f"{self.node} routes {self.route.dst}{via} on {self.route.dev}"
 
 
 @dataclass(frozen=True)
@@ -68,15 +64,15 @@ def node_routes(spec: LabSpec, node: Node, has_pods: bool = True) -> list[RouteE
     """Its own pod subnet on cni0 (once cni0 exists), and every peer's pod subnet the way flannel routes it."""
     routes = []
     if has_pods:
-        routes.append(RouteExpectation(node.name, node.pod_subnet, BRIDGE_IF))
+        routes.append(RouteExpectation(node.name, Route(node.pod_subnet, BRIDGE_IF)))
     for peer in spec.nodes:
         if peer.name == node.name:
             continue
         if spec.cni_backend == "vxlan":
-            routes.append(RouteExpectation(node.name, peer.pod_subnet, VXLAN_IF,
-                                           via=peer.pod_subnet.network_address, onlink=True, peer=peer.name))
+            route = Route(peer.pod_subnet, VXLAN_IF, via=peer.pod_subnet.network_address, onlink=True)
+            routes.append(RouteExpectation(node.name, route, peer=peer.name))
         else:
-            routes.append(RouteExpectation(node.name, peer.pod_subnet, HOST_ONLY_IF, via=peer.ip, peer=peer.name))
+            routes.append(RouteExpectation(node.name, Route(peer.pod_subnet, HOST_ONLY_IF, via=peer.ip), peer=peer.name))
     return routes
 
 

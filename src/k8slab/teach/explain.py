@@ -16,12 +16,9 @@ from ipaddress import IPv4Address
 from k8slab.errors import LabStateError
 from k8slab.labs.base import Pod
 from k8slab.spec.expect import ExpectedHop, hops_from_node, hops_from_pod, interface_of
-from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_IF, VXLAN_IF, LabSpec, Node
+from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_IF, VXLAN_IF, VXLAN_PORT
+from k8slab.spec.model import LabSpec, Node
 from k8slab.verify.traceroute import Trace
-
-# flannel's VXLAN port (the Linux default 4789 is not what flannel uses).
-VXLAN_PORT = 8472
-
 
 # ---------------------------------------------------------------- endpoints
 

@@ -15,7 +15,7 @@ from ipaddress import IPv4Address
 
 from k8slab.errors import CommandFailedError
 from k8slab.labs.base import Lab, Pod, Progress, Result, quiet
-from k8slab.spec.model import HOST_ONLY_IF
+from k8slab.spec.facts import HOST_ONLY_IF, VXLAN_PORT
 from k8slab.teach.explain import Capture, Endpoint, Explanation, expected_hops, explain_trace
 from k8slab.verify.traceroute import TracerouteParseError, parse_traceroute
 from k8slab.verify.tracing import trace_path
@@ -116,7 +116,7 @@ def tutorial_traceroute(lab: Lab, src: Endpoint, dst: Endpoint, judged: Explaine
 
 
 def capture_argv(dst: Endpoint) -> list[str]:
-    filt = f"(icmp and host {dst.address}) or udp port 8472"
+    filt = f"(icmp and host {dst.address}) or udp port {VXLAN_PORT}"
     return ["timeout", str(CAPTURE_SECONDS), "tcpdump", "-l", "-nn", "-c", str(2 * PROBES), "-i", HOST_ONLY_IF, filt]
 
 

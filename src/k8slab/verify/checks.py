@@ -23,7 +23,8 @@ from k8slab.spec.expect import (
     node_interfaces,
     node_routes,
 )
-from k8slab.spec.model import BRIDGE_IF, NAT_IF, LabSpec, Node
+from k8slab.spec.facts import BRIDGE_IF, NAT_IF
+from k8slab.spec.model import LabSpec, Node
 from k8slab.verify import diagnose
 from k8slab.verify.facts import KubeFacts, NodeFacts
 from k8slab.verify.names import (
@@ -89,25 +90,20 @@ def check_veths(node: Node, facts: NodeFacts, pods_here: Sequence[str]) -> Check
 
 
 def check_route(spec: LabSpec, exp: RouteExpectation, facts: NodeFacts) -> CheckResult:
-    wanted = _route_text(exp)
-    found = facts.routes_to(exp.dest)
-    ok = any(r.dev == exp.dev and r.via == exp.via for r in found)
+    wanted = str(exp.route)
+    found = facts.routes_to(exp.route.dst)
+    ok = any(r.dev == exp.route.dev and r.via == exp.route.via for r in found)
     if found:
-        observed = "; ".join(r.describe() for r in found)
+        observed = "; ".join(str(r) for r in found)
     else:
-        used = facts.route_for(exp.dest.network_address)
-        observed = f"no route to {exp.dest}" + (f" (packets would follow {used.describe()})" if used else "")
+        used = facts.route_for(exp.route.dst.network_address)
+        observed = f"no route to {exp.route.dst}" + (f" (packets would follow {used})" if used else "")
     return _result("routes", route_name(exp), wanted, observed, ok, lambda: diagnose.route(spec, exp, facts), exp.node)
 
 
-def _route_text(exp: RouteExpectation) -> str:
-    via = f" via {exp.via}" if exp.via else ""
-    return f"{exp.dest}{via} dev {exp.dev}{' onlink' if exp.onlink else ''}"
-
-
 def check_eth0_routes(spec: LabSpec, node: Node, facts: NodeFacts) -> CheckResult:
-    bad = [r for r in facts.routes if r.dev == NAT_IF and r.dest.prefixlen > 0 and r.dest.overlaps(spec.pod_cidr)]
-    observed = "; ".join(r.describe() for r in bad) or "none"
+    bad = [r for r in facts.routes if r.dev == NAT_IF and r.dst.prefixlen > 0 and r.dst.overlaps(spec.pod_cidr)]
+    observed = "; ".join(str(r) for r in bad) or "none"
     return _result("routes", eth0_routes_name(node), "none", observed, not bad,
                    lambda: diagnose.eth0_pod_routes(node.name), node.name)
 

@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Interface
 
 from k8slab.spec.expect import InterfaceExpectation, RouteExpectation
-from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, NAT_NETWORK, LabSpec, Node
-from k8slab.verify.facts import NodeFacts, RouteFact
+from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, NAT_NETWORK
+from k8slab.spec.model import LabSpec, Node
+from k8slab.spec.route import Route
+from k8slab.verify.facts import NodeFacts
 
 FLANNEL_ON_NAT = (f"flannel is probably bound to {NAT_IF}; set --iface={HOST_ONLY_IF} "
                   "(kubespray#2114, flannel-io/flannel#1379)")
@@ -77,7 +79,7 @@ def veths(node: str, facts: NodeFacts) -> str:
 
 
 def route(spec: LabSpec, exp: RouteExpectation, facts: NodeFacts) -> str:
-    found = facts.routes_to(exp.dest)
+    found = facts.routes_to(exp.route.dst)
     node = exp.node
     if exp.peer is None:  # the node's own pod subnet on cni0
         bridge = facts.link(BRIDGE_IF)
@@ -85,7 +87,7 @@ def route(spec: LabSpec, exp: RouteExpectation, facts: NodeFacts) -> str:
             return cni0_down(node)
         if bridge is None:
             return f"{BRIDGE_IF} does not exist on {node} yet: it comes with the first pod there"
-        return (f"{BRIDGE_IF} on {node} is not in {exp.dest}: the CNI bridge was configured with another subnet "
+        return (f"{BRIDGE_IF} on {node} is not in {exp.route.dst}: the CNI bridge was configured with another subnet "
                 "than the node's podCIDR")
     if any(_is_nat(r.dev, r.via) for r in found):
         return FLANNEL_ON_NAT
@@ -96,17 +98,17 @@ def route(spec: LabSpec, exp: RouteExpectation, facts: NodeFacts) -> str:
                     f"backend (its net-conf must say \"Type\": \"{spec.cni_backend}\"); check the kube-flannel pod "
                     f"on {node}; or {FLANNEL_ON_NAT}")
         return (f"the route to {exp.peer}'s pod subnet is missing on {node}: flannel writes one per peer node; "
-                f"restart kube-flannel on {node}, or add `ip route add {exp.dest} via {exp.via} dev {exp.dev}`")
+                f"restart kube-flannel on {node}, or add `ip route add {exp.route}`")
     return wrong_next_hop(spec, node, exp.peer, found[0], exp)
 
 
-def wrong_next_hop(spec: LabSpec, node: str, peer: str | None, used: RouteFact, exp: RouteExpectation) -> str:
+def wrong_next_hop(spec: LabSpec, node: str, peer: str | None, used: Route, exp: RouteExpectation) -> str:
     """A peer route on the right NIC with another next hop: flannel's idea of the peer's address is off."""
     owner = spec.node_by_ip(used.via) if used.via else None
     whose = f" ({owner.name}'s {HOST_ONLY_IF} address)" if owner is not None and used.via == owner.ip else ""
-    return (f"{node} sends {peer}'s pods to the wrong next hop {used.via}{whose} instead of {exp.via}: flannel's "
+    return (f"{node} sends {peer}'s pods to the wrong next hop {used.via}{whose} instead of {exp.route.via}: flannel's "
             f"public-ip for {peer} (annotation flannel.alpha.coreos.com/public-ip) is wrong, or the route was "
-            f"edited; restart kube-flannel on {node}, or `ip route replace {exp.dest} via {exp.via} dev {exp.dev}`")
+            f"edited; restart kube-flannel on {node}, or `ip route replace {exp.route}`")
 
 
 def eth0_pod_routes(node: str) -> str:
@@ -129,11 +131,11 @@ def _route_problem(spec: LabSpec, facts: NodeFacts, peer: Node) -> str | None:
         return f"{facts.node} routes {peer.pod_subnet} out of {NAT_IF}: {FLANNEL_ON_NAT}"
     if not found:
         used = facts.route_for(peer.pod_subnet.network_address)
-        how = f" (its packets follow {used.describe()})" if used else ""
+        how = f" (its packets follow {used})" if used else ""
         return (f"{facts.node} has no route to {peer.name}'s pod subnet {peer.pod_subnet}{how}: the host-gw route "
                 "is missing (flannel did not write it or it was deleted)")
     if spec.cni_backend == "host-gw" and not any(r.via == peer.ip and r.dev == HOST_ONLY_IF for r in found):
-        exp = RouteExpectation(facts.node, peer.pod_subnet, HOST_ONLY_IF, via=peer.ip, peer=peer.name)
+        exp = RouteExpectation(facts.node, Route(peer.pod_subnet, HOST_ONLY_IF, via=peer.ip), peer=peer.name)
         return wrong_next_hop(spec, facts.node, peer.name, found[0], exp)
     return None
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from k8slab.errors import CommandFailedError
 from k8slab.labs.base import Result
+from k8slab.spec.route import Route
 
 if TYPE_CHECKING:
     import testinfra.host
@@ -42,35 +43,22 @@ class LinkFact:
 
 
 @dataclass(frozen=True)
-class RouteFact:
-    dest: IPv4Network
-    dev: str
-    via: IPv4Address | None = None
-    onlink: bool = False
-
-    def describe(self) -> str:
-        dest = "default" if self.dest.prefixlen == 0 else str(self.dest)
-        via = f" via {self.via}" if self.via else ""
-        return f"{dest}{via} dev {self.dev}{' onlink' if self.onlink else ''}"
-
-
-@dataclass(frozen=True)
 class NodeFacts:
     node: str
     links: tuple[LinkFact, ...]
-    routes: tuple[RouteFact, ...]
+    routes: tuple[Route, ...]
     ip_forward: int | None  # None: could not be read
 
     def link(self, name: str) -> LinkFact | None:
         return next((lk for lk in self.links if lk.name == name), None)
 
-    def routes_to(self, dest: IPv4Network) -> list[RouteFact]:
-        return [r for r in self.routes if r.dest == dest]
+    def routes_to(self, dst: IPv4Network) -> list[Route]:
+        return [r for r in self.routes if r.dst == dst]
 
-    def route_for(self, address: IPv4Address) -> RouteFact | None:
+    def route_for(self, address: IPv4Address) -> Route | None:
         """The route the kernel would pick (longest prefix in the main table)."""
-        matches = [r for r in self.routes if address in r.dest]
-        return max(matches, key=lambda r: r.dest.prefixlen, default=None)
+        matches = [r for r in self.routes if address in r.dst]
+        return max(matches, key=lambda r: r.dst.prefixlen, default=None)
 
     def bridge_ports(self, bridge: str, kind: str = "veth") -> list[LinkFact]:
         return [lk for lk in self.links if lk.master == bridge and lk.kind == kind]
@@ -95,16 +83,16 @@ def parse_ip_addr(text: str) -> tuple[LinkFact, ...]:
     return tuple(links)
 
 
-def parse_ip_route(text: str) -> tuple[RouteFact, ...]:
+def parse_ip_route(text: str) -> tuple[Route, ...]:
     """`ip -j route show table main` -> its IPv4 unicast routes (local/broadcast live in other tables)."""
     routes = []
     for item in _json_list(text, "ip -j route show"):
         if item.get("type", "unicast") != "unicast" or "dev" not in item:
             continue  # blackhole/unreachable routes have no device and carry no traffic
         dst = item["dst"]
-        dest = IPv4Network("0.0.0.0/0") if dst == "default" else IPv4Network(dst if "/" in dst else f"{dst}/32")
+        net = IPv4Network("0.0.0.0/0") if dst == "default" else IPv4Network(dst if "/" in dst else f"{dst}/32")
         via = IPv4Address(item["gateway"]) if "gateway" in item else None
-        routes.append(RouteFact(dest=dest, dev=item["dev"], via=via, onlink="onlink" in item.get("flags", [])))
+        routes.append(Route(net, item["dev"], via=via, onlink="onlink" in item.get("flags", [])))
     return tuple(routes)
 
 

@@ -16,7 +16,8 @@ from ipaddress import IPv4Interface
 from k8slab.errors import CommandFailedError, LabStateError
 from k8slab.labs.base import Lab, Pod
 from k8slab.spec.expect import RouteExpectation, node_routes
-from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, NAT_GATEWAY, NAT_IF, LabSpec, Node
+from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_GATEWAY, NAT_IF
+from k8slab.spec.model import LabSpec, Node
 from k8slab.verify import checks, diagnose, names
 
 EASY, HARD = "easy", "hard"
@@ -87,7 +88,7 @@ class Fault:
 
 
 def _route_argv(r: RouteExpectation) -> tuple[str, ...]:
-    return ("ip", "route", "replace", str(r.dest), "via", str(r.via), "dev", r.dev) + (("onlink",) if r.onlink else ())
+    return ("ip", "route", "replace", *str(r.route).split())
 
 
 def _restore_route(p: Pair) -> tuple[Command, ...]:
@@ -98,8 +99,8 @@ def _route_hints(p: Pair) -> tuple[str, ...]:
     r = p.peer_route()
     return ("pods on different nodes cannot reach each other everywhere: which traces fail? (`k8slab verify --failed`)",
             f"look at the routing table of {p.src.name}: `k8slab node exec {p.src.name} -- ip route`",
-            (f"{p.src.name} must send {p.dst.name}'s pod subnet {r.dest} via {r.via} dev {r.dev}, as flannel "
-             f"{p.spec.cni_backend} does"))
+            (f"{p.src.name} must route {p.dst.name}'s pod subnet as flannel {p.spec.cni_backend} does: "
+             f"`ip route` shows `{r.route}`"))
 
 
 def _sysctl(value: int):

@@ -4,7 +4,8 @@ verify row and the JUnit testcase, so a failing test reads like the check it mak
 from __future__ import annotations
 
 from k8slab.spec.expect import InterfaceExpectation, RouteExpectation, hops_from_node, hops_from_pod
-from k8slab.spec.model import BRIDGE_IF, NAT_IF, LabSpec, Node
+from k8slab.spec.facts import BRIDGE_IF, NAT_IF
+from k8slab.spec.model import LabSpec, Node
 
 GROUPS = ("interfaces", "routes", "sysctl", "pods", "node traces", "pod traces", "kubernetes")
 

@@ -22,8 +22,10 @@ from k8slab.errors import CommandFailedError
 from k8slab.labs.base import Progress
 from k8slab.labs.netns import nsfs
 from k8slab.labs.netns.names import StatePaths
-from k8slab.labs.netns.plan import DEFAULT_ROUTE, LabPlan, RoutePlan
+from k8slab.labs.netns.plan import LabPlan
 from k8slab.labs.netns.state import make_dirs
+from k8slab.spec.facts import DEFAULT_ROUTE
+from k8slab.spec.route import Route
 
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x02
@@ -138,9 +140,9 @@ def _links(plan: LabPlan, socks: Sockets, progress: Progress) -> None:
 
 
 def _routes(plan: LabPlan, socks: Sockets, progress: Progress) -> None:
-    by_ns: dict[str, list[RoutePlan]] = {}
-    for route in plan.routes:
-        by_ns.setdefault(route.netns, []).append(route)
+    by_ns: dict[str, list[Route]] = {}
+    for r in plan.routes:
+        by_ns.setdefault(r.netns, []).append(r.route)
     for netns, routes in by_ns.items():
         index = {name: socks.index(netns, name) for name in {r.dev for r in routes if r.dev}}
         with nsfs.entered(nsfs.netns_path(netns)):
@@ -203,7 +205,7 @@ def _rta(kind: int, payload: bytes) -> bytes:
     return struct.pack("HH", length, kind) + payload + b"\0" * ((4 - length % 4) % 4)
 
 
-def route_message(route: RoutePlan, oif: int, seq: int) -> bytes:
+def route_message(route: Route, oif: int, seq: int) -> bytes:
     """One RTM_NEWROUTE as `ip route add` sends it: proto boot unless the plan names its maker (Felix's 80),
     a blackhole without a device."""
     flags = RTNH_F_ONLINK if route.onlink else 0
@@ -221,7 +223,7 @@ def route_message(route: RoutePlan, oif: int, seq: int) -> bytes:
     return header + body
 
 
-def add_routes(routes: Sequence[RoutePlan], oif: dict[str, int]) -> None:
+def add_routes(routes: Sequence[Route], oif: dict[str, int]) -> None:
     """Add routes in the calling thread's namespace: all requests in one send, then every ack read."""
     if not routes:
         return
@@ -240,7 +242,7 @@ def add_routes(routes: Sequence[RoutePlan], oif: dict[str, int]) -> None:
                     (code,) = struct.unpack_from("i", buf, off + 16)
                     pending.discard(seq)
                     if code and seq in by_seq:
-                            errors.append(f"{by_seq[seq].describe()}: {os.strerror(-code)}")
+                            errors.append(f"{by_seq[seq]}: {os.strerror(-code)}")
                 off += (length + 3) & ~3
     if errors:
         raise CommandFailedError("the kernel refused routes:\n  " + "\n  ".join(errors))

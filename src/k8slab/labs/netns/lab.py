@@ -23,7 +23,8 @@ from k8slab.errors import K8slabError, LabSpecError, LabStateError, ToolMissingE
 from k8slab.interrupts import no_interrupts
 from k8slab.labs.base import Container, InvalidNameError, Lab, Pod, PodState, Progress, Result, check_name, quiet
 from k8slab.labs.netns import bird, calico_pods, cni, containers, names, nsfs, pods, preflight, state
-from k8slab.labs.netns.plan import POD_IF, LabPlan, build_plan, loopback_config
+from k8slab.labs.netns.plan import LabPlan, build_plan, loopback_config
+from k8slab.spec.facts import POD_IF
 from k8slab.spec.model import LabSpec
 
 if TYPE_CHECKING:

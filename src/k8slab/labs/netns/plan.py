@@ -12,35 +12,29 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
 from k8slab.labs.netns import names
-from k8slab.spec.model import (
+from k8slab.spec.facts import (
     BRIDGE_IF,
+    DEFAULT_ROUTE,
+    ETH_MTU,
+    FLANNEL_IPIP_IF,
     HOST_ONLY_IF,
+    IPIP_OVERHEAD,
     NAT_ADDRESS,
     NAT_DNS,
     NAT_GATEWAY,
     NAT_IF,
     NAT_NETWORK,
     VXLAN_IF,
-    LabSpec,
-    Node,
+    VXLAN_OVERHEAD,
+    VXLAN_PORT,
+    VXLAN_VNI,
 )
+from k8slab.spec.model import LabSpec, Node
+from k8slab.spec.route import Route
 
-DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
-RTPROT_BOOT = 3  # what `ip route add` sets and `ip route` does not print
-# flannel's vxlan backend: VNI 1 on the Linux default port, 50 bytes of outer headers under a 1500 MTU.
-VXLAN_VNI = 1
-VXLAN_PORT = 8472
-VXLAN_OVERHEAD = 50
-# flannel's ipip backend (pkg/backend/ipip/ipip.go): its own device flannel.ipip (local = the node's eth1
-# address, so it is not the namespace's fallback tunl0), MTU 20 below the NIC's, the subnet's network
-# address as a /32, and routes `<peer subnet> via <peer eth1> dev flannel.ipip onlink`.
-FLANNEL_IPIP_IF = "flannel.ipip"
-IPIP_OVERHEAD = 20
-ETH_MTU = 1500
 # kube-flannel.yml names its CNI network cbr0 and delegates to the bridge plugin with these.
 CNI_NETWORK = "cbr0"
 CNI_VERSION = "0.3.1"
-POD_IF = "eth0"
 MULTICAST = IPv4Network("224.0.0.0/4")
 
 
@@ -114,21 +108,8 @@ class AddrPlan:
 @dataclass(frozen=True)
 class RoutePlan:
     netns: str
-    dst: IPv4Network
-    dev: str  # "" for a blackhole route, which has no device
-    via: IPv4Address | None = None
-    onlink: bool = False
+    route: Route
     why: str = ""
-    proto: int = RTPROT_BOOT  # who made it, as `ip route` shows it ("proto 80": Felix)
-    blackhole: bool = False
-
-    def describe(self) -> str:
-        dst = "default" if self.dst == DEFAULT_ROUTE else str(self.dst)
-        if self.blackhole:
-            text = f"blackhole {dst}"
-        else:
-            text = dst + (f" via {self.via}" if self.via else "") + f" dev {self.dev}" + (" onlink" if self.onlink else "")
-        return text + (f" proto {self.proto}" if self.proto != RTPROT_BOOT else "")
 
 
 @dataclass(frozen=True)
@@ -304,7 +285,7 @@ def underlay(spec: LabSpec) -> Parts:
         parts.addrs.append(AddrPlan(ns, HOST_ONLY_IF, IPv4Interface(f"{node.ip}/{spec.host_only.prefixlen}")))
         for nat_ip in (NAT_GATEWAY, NAT_DNS):
             parts.addrs.append(AddrPlan(nat, names.NAT_PEER_IF, IPv4Interface(f"{nat_ip}/{NAT_NETWORK.prefixlen}")))
-        parts.routes.append(RoutePlan(ns, DEFAULT_ROUTE, NAT_IF, NAT_GATEWAY, why="VirtualBox NAT"))
+        parts.routes.append(RoutePlan(ns, Route(DEFAULT_ROUTE, NAT_IF, NAT_GATEWAY), why="VirtualBox NAT"))
     return parts
 
 
@@ -332,15 +313,15 @@ def build_plan(spec: LabSpec, state: names.StatePaths | None = None) -> LabPlan:
                 continue
             if vxlan:
                 vtep = peer.pod_subnet.network_address
-                parts.routes.append(RoutePlan(ns, peer.pod_subnet, VXLAN_IF, vtep, onlink=True,
+                parts.routes.append(RoutePlan(ns, Route(peer.pod_subnet, VXLAN_IF, vtep, onlink=True),
                                               why=f"flannel vxlan: {peer.name}'s pods"))
                 parts.neighs.append(NeighPlan(ns, VXLAN_IF, vtep, vxlan_mac(peer)))
                 parts.fdbs.append(FdbPlan(ns, VXLAN_IF, vxlan_mac(peer), peer.ip))
             elif ipip:
-                parts.routes.append(RoutePlan(ns, peer.pod_subnet, FLANNEL_IPIP_IF, peer.ip, onlink=True,
+                parts.routes.append(RoutePlan(ns, Route(peer.pod_subnet, FLANNEL_IPIP_IF, peer.ip, onlink=True),
                                               why=f"flannel ipip: {peer.name}'s pods, in IP-in-IP to its eth1"))
             else:
-                parts.routes.append(RoutePlan(ns, peer.pod_subnet, HOST_ONLY_IF, peer.ip,
+                parts.routes.append(RoutePlan(ns, Route(peer.pod_subnet, HOST_ONLY_IF, peer.ip),
                                               why=f"flannel host-gw: {peer.name}'s pods"))
         parts.nodes.append(NodePlan(node, ns, nat, pod_mtu(spec),
                                     cni_config(spec, node, str(state.ipam_dir(node.name))),
@@ -371,7 +352,7 @@ def render(plan: LabPlan) -> str:
         for a in parts["addrs"]:
             out.append(f"  address {a.address} dev {a.ifname}")
         for r in parts["routes"]:
-            out.append(f"  route {r.describe()}" + (f"    # {r.why}" if r.why else ""))
+            out.append(f"  route {r.route}" + (f"    # {r.why}" if r.why else ""))
         for n in parts["neighs"]:
             out.append(f"  neigh {n.dst} lladdr {n.lladdr} dev {n.dev} nud permanent")
         for f in parts["fdbs"]:

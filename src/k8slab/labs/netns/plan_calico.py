@@ -14,7 +14,6 @@ from typing import Any
 
 from k8slab.labs.netns import names
 from k8slab.labs.netns.plan import (
-    RTPROT_BOOT,
     AddrPlan,
     BirdPlan,
     FdbPlan,
@@ -27,7 +26,9 @@ from k8slab.labs.netns.plan import (
     underlay,
 )
 from k8slab.spec import calico
-from k8slab.spec.model import HOST_ONLY_IF, LabSpec, Node
+from k8slab.spec.facts import HOST_ONLY_IF
+from k8slab.spec.model import LabSpec, Node
+from k8slab.spec.route import RTPROT_BOOT, Route
 
 CNI_VERSION = "0.3.1"
 
@@ -106,15 +107,15 @@ def remote_route(spec: LabSpec, node: Node, peer: Node) -> tuple[str, IPv4Addres
 
 def felix_routes(spec: LabSpec, node: Node, ns: str) -> list[RoutePlan]:
     """What Felix programs in VXLAN modes: the blackhole for the node's block and a route per peer block."""
-    routes = [RoutePlan(ns, node.pod_subnet, "", blackhole=True, proto=calico.PROTO_FELIX,
+    routes = [RoutePlan(ns, Route(node.pod_subnet, "", blackhole=True, proto=calico.PROTO_FELIX),
                         why="Felix: this node's block; its pods have /32 routes, the rest goes nowhere")]
     for peer in spec.nodes:
         if peer is node:
             continue
         dev, via, onlink = remote_route(spec, node, peer)
         tunnelled = dev != HOST_ONLY_IF
-        routes.append(RoutePlan(ns, peer.pod_subnet, dev, via, onlink=onlink,
-                                proto=RTPROT_BOOT if tunnelled else calico.PROTO_FELIX,
+        route = Route(peer.pod_subnet, dev, via, onlink=onlink, proto=RTPROT_BOOT if tunnelled else calico.PROTO_FELIX)
+        routes.append(RoutePlan(ns, route,
                                 why=f"Felix: {peer.name}'s block" + (" over VXLAN" if tunnelled else " (same subnet)")))
     return routes
 

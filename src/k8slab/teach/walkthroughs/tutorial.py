@@ -12,8 +12,8 @@ from ipaddress import IPv4Address
 
 from k8slab.errors import CommandFailedError
 from k8slab.labs.base import Pod
-from k8slab.spec.expect import POD_IF
-from k8slab.spec.model import BRIDGE_IF, HOST_ONLY_IF, VXLAN_IF, LabSpec, Node
+from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, POD_IF, VXLAN_IF
+from k8slab.spec.model import LabSpec, Node
 from k8slab.teach.explain import Endpoint, Explanation
 from k8slab.teach.walkthroughs.model import (
     Check,

@@ -1,0 +1,32 @@
+"""One routing-table row, the way `ip route` prints it.
+
+Expectations, the emulated lab's plan, the facts read from a node, explanations and the diagram
+all hold a Route, so the text a student compares with `ip route` is written once, here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+RTPROT_BOOT = 3  # what `ip route add` sets and `ip route` does not print
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: IPv4Network
+    dev: str  # "" for a blackhole, which has no device
+    via: IPv4Address | None = None
+    onlink: bool = False  # the gateway is on dev though no address of dev's network holds it (flannel.1)
+    src: IPv4Address | None = None  # the preferred source, shown on connected routes
+    proto: int = RTPROT_BOOT  # who made it, as `ip route` shows it ("proto 80": Calico's Felix)
+    blackhole: bool = False
+
+    def __str__(self) -> str:
+        dst = "default" if self.dst.prefixlen == 0 else str(self.dst)
+        if self.blackhole:
+            words = ["blackhole", dst]
+        else:
+            words = [dst] + ([f"via {self.via}"] if self.via else []) + [f"dev {self.dev}"]
+            words += ([f"src {self.src}"] if self.src else []) + (["onlink"] if self.onlink else [])
+        return " ".join(words + ([f"proto {self.proto}"] if self.proto != RTPROT_BOOT else []))
