@@ -174,3 +174,12 @@ def test_host_kubeconfig_points_at_the_control_planes_eth1(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o600
     with pytest.raises(CommandFailedError):
         host_kubeconfig("not: [a kubeconfig", SPEC)
+
+
+def test_windows_is_refused_at_start(monkeypatch, capsys):
+    from k8slab.cli import main
+
+    monkeypatch.setattr("sys.platform", "win32")
+    assert main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("k8slab: error: k8slab does not run on Windows itself") and "WSL2" in err

@@ -55,6 +55,11 @@ def split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if sys.platform == "win32":  # refused at start, before anything half works (README: Prerequisites)
+        from k8slab.labs.vagrant_host import platform_problem
+
+        print(f"k8slab: error: {platform_problem('Windows', '', '')}", file=sys.stderr)
+        return 2
     parser = build_parser()
     own, command = split_command(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(own)
