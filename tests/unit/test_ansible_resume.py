@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from k8slab.provision.ansible_vars import ansible_vars
-from k8slab.spec.model import load_spec
+from k8slab.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
