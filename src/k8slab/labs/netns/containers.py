@@ -22,14 +22,16 @@ from pathlib import Path
 
 from k8slab.errors import CommandFailedError
 from k8slab.labs.base import Container
+from k8slab.labs.netns import state
 from k8slab.labs.netns.images import Image
 
 MARK = "K8SLAB_CONTAINER"  # in the environment of each container's PID 1: the container's name
 START_TIMEOUT = 10.0
 LOG_TAIL = 8
 
-# PID 1 of the container. It binds the pod's files and mounts, then runs the command as its child and
-# writes the exit status where `pod list` reads it; a bad mount ends the container before the command runs.
+# PID 1 of the container. It binds the pod's files and mounts, says so (`started`: a command exec'd in
+# before that would see this machine's resolv.conf), then runs the command as its child and writes the exit
+# status where `pod list` reads it; a bad mount ends the container before the command runs.
 INIT = r"""set -e
 umount -l /sys 2>/dev/null || true
 mount -t sysfs -o ro sysfs /sys
@@ -37,7 +39,9 @@ mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount --bind "$K8SLAB_DIR/hosts" /etc/hosts
 if [ -f /etc/hostname ]; then mount --bind "$K8SLAB_DIR/hostname" /etc/hostname; fi
 if [ -f "$K8SLAB_DIR/resolv.conf" ]; then mount --bind "$K8SLAB_DIR/resolv.conf" /etc/resolv.conf; fi
+mkdir -p "$K8SLAB_DIR/bin" && busybox --install -s "$K8SLAB_DIR/bin"
 set +e
+: > "$K8SLAB_DIR/started"
 cd /
 "$@"
 echo $? > "$K8SLAB_DIR/exit"
@@ -58,6 +62,11 @@ def container_dir(state_dir: Path, pod: str, container: str) -> Path:
     return pod_dir(state_dir, pod) / container
 
 
+def search_path(cdir: Path) -> str:
+    """This machine's programs first, then busybox's applets (nslookup, httpd...) that Debian does not link."""
+    return f"{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}:{cdir / 'bin'}"
+
+
 def hosts_file(pod: str, ip: str) -> str:
     """The pod's /etc/hosts as the kubelet writes it: localhost and the pod's own name on its address."""
     return (f"# Kubernetes-managed hosts file (k8slab emulated lab).\n127.0.0.1\tlocalhost\n::1\tlocalhost "
@@ -65,27 +74,29 @@ def hosts_file(pod: str, ip: str) -> str:
 
 
 def start(state_dir: Path, *, pod: str, ip: str, node: str, netns: Path, uts: Path, container: Container,
-          image: Image) -> None:
-    """Start one container of the pod and return once it runs (a server: once it listens)."""
+          image: Image, resolv_conf: str | None) -> None:
+    """Start one container of the pod and return once it runs (a server: once it listens). Its files are
+    written as the rest of the lab's state is (state.py: 0700/0600, never through a symlink)."""
+    root = state_dir.parent
     cdir = container_dir(state_dir, pod, container.name)
-    cdir.mkdir(parents=True, exist_ok=True)
-    for name, text in (("hosts", hosts_file(pod, ip)), ("hostname", f"{pod}\n")):
-        (cdir / name).write_text(text)
-    shared = pod_dir(state_dir, pod) / "resolv.conf"
-    if shared.exists():
-        (cdir / "resolv.conf").write_text(shared.read_text())
+    files = {"hosts": hosts_file(pod, ip), "hostname": f"{pod}\n"}
+    if resolv_conf is not None:
+        files["resolv.conf"] = resolv_conf
+    for name, text in files.items():
+        state.write_bytes(root, cdir / name, text.encode())
     docroot = cdir / "www"
     if image.port is not None:
-        docroot.mkdir(exist_ok=True)
-        (docroot / "index.html").write_text(image.page(pod, container.name, ip, node))
+        state.write_bytes(root, docroot / "index.html", image.page(pod, container.name, ip, node).encode())
     command = list(container.command) or image.command(docroot)
-    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": "/root", "HOSTNAME": pod,
+    env = {"PATH": search_path(cdir), "HOME": "/root", "HOSTNAME": pod,
            MARK: container.name, "K8SLAB_DIR": str(cdir)}
     argv = ["setsid", "--fork", "nsenter", f"--net={netns}", f"--uts={uts}", "--",
             "unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "--",
             "sh", "-c", INIT, f"k8slab-init-{container.name}", *command]
-    (cdir / "exit").unlink(missing_ok=True)
-    with open(cdir / "log", "ab") as log:
+    for old in ("exit", "started"):
+        (cdir / old).unlink(missing_ok=True)
+    fd = os.open(cdir / "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "ab") as log:
         # setsid --fork returns at once; the container is then a child of init, not of this command
         subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, check=True,
                        timeout=START_TIMEOUT)
@@ -96,7 +107,9 @@ def _wait_started(cdir: Path, netns: Path, container: Container, image: Image) -
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         pid = running(netns).get(container.name)
-        if pid is not None and (image.port is None or container.command or listening(pid, image.port)):
+        wait_port = image.port is not None and (image.system or not container.command)
+        mounted = (cdir / "started").exists()
+        if pid is not None and mounted and (not wait_port or listening(pid, image.port)):
             return
         if (cdir / "exit").exists() and pid is None:
             if container.command:
@@ -195,6 +208,15 @@ def listening(pid: int, port: int) -> bool:
     return False
 
 
+def children(pid: int) -> list[int]:
+    """The processes pid started (a container's command is the child of its PID 1)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
 def exit_status(state_dir: Path, pod: str, container: str) -> int | None:
     """How a container's command ended, or None if it never did (or the file is not a number)."""
     try:
@@ -204,6 +226,7 @@ def exit_status(state_dir: Path, pod: str, container: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def exec_argv(pid: int) -> list[str]:
-    """Enter a running container: its mount, PID, UTS and network namespaces (kubectl exec)."""
-    return ["nsenter", f"--target={pid}", "--mount", "--pid", "--uts", "--net", "--wd=/", "--"]
+def exec_argv(pid: int, cdir: Path) -> list[str]:
+    """Enter a running container: its mount, PID, UTS and network namespaces (kubectl exec), with its PATH."""
+    return ["nsenter", f"--target={pid}", "--mount", "--pid", "--uts", "--net", "--wd=/", "--",
+            "env", f"PATH={search_path(cdir)}"]

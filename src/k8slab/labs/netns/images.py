@@ -26,6 +26,7 @@ class Image:
     what: str  # one line for the list of known images
     port: int | None = None  # a server's port: its container is ready once something listens there
     welcome: str = ""  # a server's page heading, as the real image's default page has it
+    system: bool = False  # the lab's own (kube-dns): not offered to pods, always waited for until it listens
 
     def command(self, docroot: Path) -> list[str]:
         """The image's own command (what runs when the pod gives none)."""
@@ -47,6 +48,10 @@ IMAGES = {
     "nginx": Image("nginx", f"an HTTP server on port {HTTP_PORT} whose page names the pod (busybox httpd)",
                    HTTP_PORT, "Welcome to nginx!"),
 }
+
+
+# The lab's own pods' images; a pod of the user's cannot name them.
+SYSTEM_IMAGES = {"kube-dns": Image("kube-dns", "dnsmasq as the cluster DNS", 53, system=True)}
 
 
 def base_name(ref: str) -> str:
@@ -71,6 +76,8 @@ def image_problem(ref: str) -> str | None:
 
 
 def resolve(ref: str) -> Image:
+    if ref in SYSTEM_IMAGES:
+        return SYSTEM_IMAGES[ref]
     problem = image_problem(ref)
     if problem:
         raise LabStateError(problem)

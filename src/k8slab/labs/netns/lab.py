@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 from k8slab.errors import K8slabError, LabSpecError, LabStateError, ToolMissingError
 from k8slab.interrupts import no_interrupts
+from k8slab.labs import kube_proxy
 from k8slab.labs.base import Container, InvalidNameError, Lab, Pod, PodState, Progress, Result, check_name, quiet
-from k8slab.labs.netns import bird, calico_pods, cni, containers, names, nsfs, pods, preflight, state
+from k8slab.labs.netns import bird, calico_pods, cni, containers, dns, names, nsfs, pods, preflight, services, state
 from k8slab.labs.netns.plan import LabPlan, build_plan, loopback_config
 from k8slab.spec.facts import POD_IF
 from k8slab.spec.model import LabSpec
@@ -182,6 +183,7 @@ class NetnsLab(Lab):
                 for node in plan.nodes:
                     state.write_json(self.paths.root, self.paths.cni_conf(node.node.name), node.cni_config)
                 state.make_dirs(self.paths.root, self.paths.pods_dir)
+                self._start_cluster_dns(progress)
                 state.write_json(self.paths.root, self.paths.lab_file, {
                     "name": self.spec.name, "backend": self.backend, "spec": self.spec.source,
                     "fingerprint": self._fingerprint(), "built_at": time.time(),
@@ -249,6 +251,17 @@ class NetnsLab(Lab):
             self.paths.dir.unlink()
         elif self.paths.dir.exists():
             shutil.rmtree(self.paths.dir)
+
+    def _start_cluster_dns(self, progress: Progress) -> None:
+        """The kube-dns pod on the control plane (dnsmasq), then every node's kube-proxy chains for it."""
+        plugin_dir = cni.find_plugin_dir()
+        if plugin_dir is None:
+            raise ToolMissingError("CNI plugins missing: apt-get install containernetworking-plugins")
+        hosts = services.dns_hosts_file(self.paths.dir)
+        services.write_dns_hosts(self.spec, self.paths.root, self.paths.dir, [], [])
+        rec = self._make_pod(dns.POD, self.spec.control_plane.name, plugin_dir, (dns.container(self.spec, hosts),))
+        self._sync_services()
+        progress(f"cluster DNS: dnsmasq in pod {dns.POD} ({rec.ip}) behind {dns.cluster_ip(self.spec)}")
 
     def _remove_empty_root(self) -> None:
         try:
@@ -321,10 +334,10 @@ class NetnsLab(Lab):
         return _run([*self.pod_argv(name, container), *argv], timeout)
 
     def pod_states(self) -> dict[str, PodState]:
-        return pods.states(self.paths.dir, self._pod_records())
+        return pods.states(self.paths.dir, [r for r in self._pod_records() if not dns.is_system(r.name)])
 
     def pods(self) -> list[Pod]:
-        return [Pod(r.name, r.node, IPv4Address(r.ip)) for r in self._pod_records()]
+        return [Pod(r.name, r.node, IPv4Address(r.ip)) for r in self._pod_records() if not dns.is_system(r.name)]
 
     def _pod_records(self, phase: str | None = "ready") -> list[state.PodRecord]:
         """The pods' records (only those of one phase unless phase is None), each checked and validated. A
@@ -363,7 +376,7 @@ class NetnsLab(Lab):
         try:
             return self._read_record(name)
         except FileNotFoundError:
-            known = ", ".join(r.name for r in self._pod_records()) or "none"
+            known = ", ".join(p.name for p in self.pods()) or "none"
             raise LabStateError(f"no pod named {name!r} in lab {self.spec.name!r}; pods: {known}") from None
 
     def reap(self, progress: Progress = quiet) -> list[str]:
@@ -415,7 +428,7 @@ class NetnsLab(Lab):
             self._require_up()
             taken = [n for n, _ in wanted if os.path.lexists(self.paths.pod_file(n))]
             if taken:
-                known = ", ".join(r.name for r in self._pod_records())
+                known = ", ".join(p.name for p in self.pods())
                 raise LabStateError(f"pod {', '.join(taken)} already exists in lab {self.spec.name!r} "
                                     f"(pods: {known}); delete it first or pick another name")
             plugin_dir = cni.find_plugin_dir()
@@ -447,7 +460,30 @@ class NetnsLab(Lab):
                     for rec in made.values():
                         self._remove_pod(rec, plugin_dir, strict=False)
                 raise
+            self._sync_services()  # new endpoints and names for kube-proxy's chains and DNS
             return [Pod(made[n].name, made[n].node, IPv4Address(made[n].ip)) for n, _ in wanted]
+
+    # ---- ClusterIP services (services.py; kube-proxy's chains in every node)
+
+    def service_expose(self, name: str, port: int, target_port: int, pod_names: Sequence[str],
+                       protocol: str = "tcp") -> services.ServiceRecord:
+        self._require_up()
+        with self._lock(), no_interrupts():
+            return services.expose(self.spec, self.paths.root, self.paths.dir, name, port, target_port, pod_names,
+                                   self._pod_records(), protocol)
+
+    def service_delete(self, name: str) -> services.ServiceRecord:
+        self._require_up()
+        with self._lock(), no_interrupts():
+            return services.delete(self.spec, self.paths.root, self.paths.dir, name, self._pod_records())
+
+    def services(self) -> list[kube_proxy.Service]:
+        """Every ClusterIP service with the addresses of its endpoints, kube-dns included."""
+        self._require_up()
+        return services.cluster_services(self.spec, self.paths.root, self.paths.dir, self._pod_records())
+
+    def _sync_services(self) -> None:
+        services.sync(self.spec, self.paths.root, self.paths.dir, self._pod_records())
 
     def _make_pod(self, name: str, node: str, plugin_dir: Path, wanted: Sequence[Container]) -> state.PodRecord:
         lab = self.spec.name
@@ -475,7 +511,7 @@ class NetnsLab(Lab):
                 result = cni.invoke(plugin_dir, "ADD", rec.cni_config, **common)
                 rec = state.PodRecord(**{**rec.to_json(), "ip": cni.result_ip(result)})
             state.write_json(self.paths.root, self.paths.pod_file(name), rec.to_json())
-            pods.start_all(self.paths.dir, rec, resolv_conf=None)
+            pods.start_all(self.paths.dir, rec, resolv_conf=dns.resolv_conf(self.spec))
             rec = state.PodRecord(**{**rec.to_json(), "phase": "ready"})
             state.write_json(self.paths.root, self.paths.pod_file(name), rec.to_json())
             return rec
@@ -491,6 +527,8 @@ class NetnsLab(Lab):
 
     def pod_delete(self, name: str) -> None:
         check_name("pod", name)
+        if dns.is_system(name):
+            raise LabStateError(f"{name} is the lab's cluster DNS pod; `{self.spec.command('destroy')}` removes it")
         plugin_dir = cni.find_plugin_dir()
         if plugin_dir is None:
             raise ToolMissingError("CNI plugins missing: apt-get install containernetworking-plugins")
@@ -498,6 +536,7 @@ class NetnsLab(Lab):
             rec = self._pod_record(name)
             with no_interrupts():
                 self._remove_pod(rec, plugin_dir, strict=True)
+                self._sync_services()
 
     def _remove_pod(self, rec: state.PodRecord, plugin_dir: Path, strict: bool) -> None:
         """CNI DEL (frees the address in host-local), then the pod's processes, namespaces, record. Every path

@@ -9,7 +9,7 @@ from typing import Any
 
 from k8slab.errors import LabStateError
 from k8slab.labs.base import Container, PodState, default_containers
-from k8slab.labs.netns import containers, images, names
+from k8slab.labs.netns import containers, dns, images, names
 from k8slab.labs.netns.state import PodRecord
 from k8slab.labs.placement import node_name_clash
 from k8slab.spec.model import LabSpec
@@ -22,6 +22,8 @@ def wanted_containers(name: str, given: Sequence[Container]) -> tuple[Container,
 def problems(spec: LabSpec, name: str, wanted: Sequence[Container]) -> list[str]:
     """Why this pod cannot be made, checked before anything is built ([] if it can)."""
     found = [clash] if (clash := node_name_clash(spec, name)) else []
+    if dns.is_system(name):
+        found.append(f"pod name {name!r} is the lab's cluster DNS pod (kube-system); pick another name")
     seen: set[str] = set()
     for c in wanted:
         problem = names.pod_name_problem(c.name)
@@ -47,13 +49,9 @@ def from_record(rec: PodRecord) -> tuple[Container, ...]:
 
 def start_all(state_dir: Path, rec: PodRecord, resolv_conf: str | None) -> None:
     """Start the pod's containers in order (as the kubelet starts a pod's containers)."""
-    pdir = containers.pod_dir(state_dir, rec.name)
-    pdir.mkdir(parents=True, exist_ok=True)
-    if resolv_conf is not None:
-        (pdir / "resolv.conf").write_text(resolv_conf)
     for c in from_record(rec):
         containers.start(state_dir, pod=rec.name, ip=rec.ip, node=rec.node, netns=names.NETNS_DIR / rec.netns,
-                         uts=Path(rec.uts), container=c, image=images.resolve(c.image))
+                         uts=Path(rec.uts), container=c, image=images.resolve(c.image), resolv_conf=resolv_conf)
 
 
 def exec_argv(state_dir: Path, rec: PodRecord, container: str | None) -> list[str]:
@@ -73,7 +71,7 @@ def exec_argv(state_dir: Path, rec: PodRecord, container: str | None) -> list[st
         state = container_status(state_dir, rec, name, None)
         raise LabStateError(f"container {name} of pod {rec.name} is not running ({state}); "
                             f"its log: {containers.log_tail(containers.container_dir(state_dir, rec.name, name))}")
-    return containers.exec_argv(pid)
+    return containers.exec_argv(pid, containers.container_dir(state_dir, rec.name, name))
 
 
 def container_status(state_dir: Path, rec: PodRecord, container: str, pid: int | None) -> str:

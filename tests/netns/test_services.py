@@ -1,0 +1,85 @@
+"""Cluster DNS and ClusterIP services on the emulated lab: dnsmasq behind the kube-dns ClusterIP answers
+what a cluster's DNS answers and nothing else waits; a service balances over all its endpoints from
+any node, its chains have kube-proxy's shape, and they follow the endpoints."""
+
+from __future__ import annotations
+
+import collections
+import re
+
+import pytest
+
+from k8slab.errors import LabStateError
+from k8slab.labs.base import Container
+from k8slab.labs.kube_proxy import check, svc_chain
+from k8slab.labs.netns import NetnsLab, dns, names, services
+
+from .labtools import default_spec, unique_name
+
+
+@pytest.fixture
+def lab(labs) -> NetnsLab:
+    lab = labs(default_spec(unique_name("s")))
+    lab.up()
+    return lab
+
+
+def resolve(lab: NetnsLab, pod: str, name: str) -> list[str]:
+    result = lab.pod_run(pod, ["getent", "hosts", name], timeout=10)
+    assert result.rc != 124, f"resolving {name} hung"
+    return result.stdout.split()
+
+
+def test_cluster_dns_answers_names_and_refuses_the_rest_at_once(lab):
+    spec = lab.spec
+    web = lab.pod_start("web", spec.workers[0].name, (Container("web", "nginx"),))
+    lab.pod_start("client", spec.workers[-1].name)
+    conf = lab.pod_run("client", ["cat", "/etc/resolv.conf"]).stdout
+    assert conf == dns.resolv_conf(spec)
+    for node in spec.nodes:
+        assert resolve(lab, "client", node.name)[:1] == [str(node.ip)]
+    assert resolve(lab, "client", "web")[:1] == [str(web.ip)]
+    dashed = str(web.ip).replace(".", "-") + ".default.pod.cluster.local"
+    assert resolve(lab, "client", dashed)[:1] == [str(web.ip)]
+    assert resolve(lab, "client", "kube-dns.kube-system.svc.cluster.local")[:1] == [str(dns.cluster_ip(spec))]
+    # an unknown name gets an answer (NXDOMAIN) from the server, not a timeout
+    unknown = lab.pod_run("client", ["nslookup", "no-such-name.example"], timeout=10)
+    assert unknown.rc not in (0, 124) and "NXDOMAIN" in unknown.stdout + unknown.stderr
+    # traceroute without -n names the hops (reverse lookups answered) instead of waiting on each
+    hops = lab.pod_run("client", ["traceroute", "-w", "1", "-q", "1", str(web.ip)], timeout=20)
+    assert hops.ok and f"web ({web.ip})" in hops.stdout, hops.stdout + hops.stderr
+    assert f"{spec.workers[0].name} ({spec.workers[0].ip})" in hops.stdout
+    # the DNS pod is the lab's: not in pod list, and its name cannot be taken
+    assert dns.POD not in {p.name for p in lab.pods()}
+
+
+def test_a_service_balances_over_every_endpoint_from_any_node(lab):
+    spec = lab.spec
+    workers = [w.name for w in spec.workers]
+    backends = lab.pods_start([(f"web-{i}", workers[i % len(workers)]) for i in range(3)],
+                              {f"web-{i}": (Container(f"web-{i}", "httpd"),) for i in range(3)})
+    lab.pod_start("client", spec.control_plane.name)
+    rec = lab.service_expose("web", 8080, 80, [p.name for p in backends])
+    assert rec.cluster_ip == str(spec.service_cidr.network_address + 2)
+    svc = next(s for s in lab.services() if s.name == "web")
+    assert set(svc.endpoints) == {p.ip for p in backends}
+    for node in spec.nodes:  # every node carries kube-proxy's chains for it, with the right odds
+        saved = services.saved_nat(names.node_netns(spec.name, node.name))
+        assert check(saved, lab.services()) == [], node.name
+    seen = collections.Counter()
+    for _ in range(20):
+        page = lab.pod_run("client", ["wget", "-qO-", "-T", "5", f"http://web.default.svc.cluster.local:{rec.port}/"])
+        assert page.ok, page.stderr
+        seen.update(re.findall(r"pod (web-\d) ", page.stdout))
+    assert set(seen) == {p.name for p in backends}, seen  # 20 requests reach all 3 (a miss is 3·(2/3)^20 ≈ 0.1 %)
+
+    # an endpoint pod goes: its DNAT goes from every node
+    lab.pod_delete(backends[0].name)
+    node_ns = names.node_netns(spec.name, workers[0])
+    assert f"{backends[0].ip}:80" not in services.saved_nat(node_ns)
+    assert check(services.saved_nat(node_ns), lab.services()) == []
+    with pytest.raises(LabStateError, match="exists"):
+        lab.service_expose("web", 80, 80, [backends[1].name])
+    lab.service_delete("web")
+    assert svc_chain(svc, svc.ports[0]) not in services.saved_nat(node_ns)
+    assert [s.name for s in lab.services()] == [dns.SERVICE]
