@@ -9,7 +9,7 @@ import pytest
 
 from k8slab.labs.kube_proxy import Service, ServicePort, check, probability, restore_input, rules, sep_chain, svc_chain
 from k8slab.labs.netns import dns, services
-from k8slab.spec.model import load_spec
+from k8slab.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(ROOT / "lab.yaml")

@@ -10,7 +10,8 @@ from importlib import import_module, metadata
 from k8slab.errors import K8slabError
 
 # Each module has register(subparsers); a subcommand sets func(args) -> int exit status.
-COMMAND_MODULES = ("lab_cmds", "vagrant_cmds", "pod_cmds", "capture_cmds", "verify_cmds", "tutorial_cmds", "exercise_cmds")
+COMMAND_MODULES = ("lab_cmds", "vagrant_cmds", "pod_cmds", "service_cmds", "capture_cmds", "verify_cmds",
+                   "tutorial_cmds", "exercise_cmds")
 
 
 def _version() -> str:

@@ -1,0 +1,90 @@
+"""`k8slab service expose|list|delete`: ClusterIP services as kube-proxy's iptables mode programs them,
+in every node (the emulated lab writes the same chains kube-proxy writes; see labs/kube_proxy.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+from k8slab.errors import LabStateError
+from k8slab.labs.base import Lab
+from k8slab.labs.registry import BACKENDS, running_lab
+from k8slab.render import console
+from k8slab.spec.load import load_spec
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    svc = sub.add_parser("service", help="ClusterIP services over pods, as kube-proxy programs them")
+    svc_sub = svc.add_subparsers(dest="service_command", metavar="ACTION")
+    svc_sub.required = True
+
+    p = _parser(svc_sub, "expose", "give pods one ClusterIP address that balances over them (kubectl expose)",
+                "examples:\n  k8slab service expose web --port 80 --pods web-1,web-2,web-3\n"
+                "  k8slab pod exec client -- wget -qO- web          # by name, through the cluster DNS\n"
+                "  k8slab node exec node-1 -- iptables -t nat -S KUBE-SERVICES\n")
+    p.add_argument("name", help="service name, a DNS label (e.g. web); resolves as NAME.default.svc.cluster.local")
+    p.add_argument("--port", type=int, required=True, help="the service's port (e.g. --port 80)")
+    p.add_argument("--target-port", type=int, help="the pods' port (e.g. --target-port 8080; default: --port)")
+    p.add_argument("--pods", required=True, help="the endpoints, comma-separated (e.g. --pods web-1,web-2)")
+    p.add_argument("--protocol", choices=("tcp", "udp"), default="tcp", help="(e.g. --protocol udp; default tcp)")
+    _backend_arg(p)
+    p.set_defaults(func=cmd_expose)
+
+    p = _parser(svc_sub, "list", "list services: NAMESPACE NAME CLUSTER-IP PORT ENDPOINTS (kubectl get svc -A)",
+                "example:\n  k8slab service list\n")
+    _backend_arg(p)
+    p.set_defaults(func=cmd_list)
+
+    p = _parser(svc_sub, "delete", "delete a service and its chains on every node", "example:\n"
+                "  k8slab service delete web\n")
+    p.add_argument("name", help="the service (e.g. web)")
+    _backend_arg(p)
+    p.set_defaults(func=cmd_delete)
+
+
+def _parser(sub: argparse._SubParsersAction, name: str, help: str, epilog: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help, epilog=epilog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _backend_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=BACKENDS, help="which lab (e.g. --backend netns; default: whichever of "
+                                                       "this spec is up)")
+
+
+def _lab(args: argparse.Namespace) -> Lab:
+    lab = running_lab(load_spec(args.spec), args.backend)
+    if not hasattr(lab, "service_expose"):
+        raise LabStateError(f"k8slab's service commands run on the emulated lab; on the {lab.backend} lab use "
+                            f"kubectl there (`{lab.spec.command('ssh ' + lab.spec.control_plane.name)}`, then "
+                            "`sudo kubectl expose pod ...`)")
+    return lab
+
+
+def cmd_expose(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    pods = [p.strip() for p in args.pods.split(",") if p.strip()]
+    rec = lab.service_expose(args.name, args.port, args.target_port or args.port, pods,  # type: ignore[attr-defined]
+                             args.protocol)
+    console.say(f"service {rec.name} is {rec.cluster_ip}:{rec.port}/{rec.protocol} -> {', '.join(rec.pods)} "
+                f"port {rec.target_port}, in every node's KUBE-SERVICES chain")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    rows = []
+    for svc in lab.services():  # type: ignore[attr-defined]
+        ports = ",".join(f"{p.port}/{p.protocol.upper()}" for p in svc.ports)
+        targets = sorted({p.target_port for p in svc.ports})
+        endpoints = ",".join(f"{ep}:{t}" for ep in svc.endpoints for t in targets) or "<none>"
+        rows.append({"namespace": svc.namespace, "name": svc.name, "cluster-ip": str(svc.cluster_ip),
+                     "port(s)": ports, "endpoints": endpoints})
+    print(console.table(rows))
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    rec = lab.service_delete(args.name)  # type: ignore[attr-defined]
+    console.say(f"service {rec.name} deleted; {rec.cluster_ip} is free and its chains are gone from every node")
+    return 0
