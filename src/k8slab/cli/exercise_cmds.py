@@ -95,7 +95,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         notes.remove(lab, NOTE)
         raise
     console.say(f"exercise started on lab {spec.name!r} (level {args.level}, seed {seed}): one thing in the pod "
-                "network is now broken. Find it and repair it (`k8slab node exec NODE -- CMD`).")
+                f"network is now broken. Find it and repair it (`{spec.command('node exec NODE -- CMD')}`).")
     console.say(f"`{spec.command('exercise check')}` says whether it is solved, `--hint` adds a hint, "
                 f"`{spec.command('exercise give-up')}` shows the answer and repairs")
     return 0
@@ -133,7 +133,7 @@ def cmd_give_up(args: argparse.Namespace) -> int:
     lab, exercise = _running(args)
     repairs = exercise.fault.repairs(exercise.pair)
     console.say(f"the answer: {exercise.answer()} ({exercise.fault.title})")
-    print("the repair:\n" + "\n".join(f"  $ {c.text()}" for c in repairs))
+    print("the repair:\n" + "\n".join(f"  $ {c.text(lab.spec)}" for c in repairs))
     run_commands(lab, repairs)
     notes.remove(lab, NOTE)
     failed = [r for r in _checks(lab) if not r.ok]

@@ -116,8 +116,8 @@ def _walk(args: argparse.Namespace, walk, lab) -> int:
                                     keep=args.keep)
     print()
     if kept:
-        console.say(f"left pod(s) {', '.join(kept)} running for you: try `k8slab pod list`, "
-                    f"`k8slab pod exec {kept[-1]} -- ip route`; the next walkthrough removes them")
+        console.say(f"left pod(s) {', '.join(kept)} running for you: try `{lab.spec.command('pod list')}`, "
+                    f"`{lab.spec.command(f'pod exec {kept[-1]} -- ip route')}`; the next walkthrough removes them")
     ok, line = summary(walk, results, skipped)
     console.say(f"{console.mark(ok)} {line}")
     return 0 if ok else 1

@@ -32,16 +32,17 @@ class Command:
     argv: tuple[str, ...]
     in_pod: bool = False
 
-    def text(self) -> str:
-        how = f"k8slab pod exec {self.where}" if self.in_pod else f"k8slab node exec {self.where}"
-        return f"{how} -- {' '.join(self.argv)}"
+    def text(self, spec: LabSpec | None = None) -> str:
+        """As a k8slab command line (with --spec when spec is given and not the default one)."""
+        rest = f"{'pod' if self.in_pod else 'node'} exec {self.where} -- {' '.join(self.argv)}"
+        return spec.command(rest) if spec else f"k8slab {rest}"
 
 
 def run_commands(lab: Lab, commands: tuple[Command, ...]) -> None:
     for c in commands:
         res = lab.pod_run(c.where, list(c.argv)) if c.in_pod else lab.node_run(c.where, list(c.argv))
         if not res.ok:
-            raise CommandFailedError(f"`{c.text()}` failed: {(res.stderr or res.stdout).strip()}")
+            raise CommandFailedError(f"`{c.text(lab.spec)}` failed: {(res.stderr or res.stdout).strip()}")
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,9 @@ def _restore_route(p: Pair) -> tuple[Command, ...]:
 
 def _route_hints(p: Pair) -> tuple[str, ...]:
     r = p.peer_route()
-    return ("pods on different nodes cannot reach each other everywhere: which traces fail? (`k8slab verify --failed`)",
-            f"look at the routing table of {p.src.name}: `k8slab node exec {p.src.name} -- ip route`",
+    return ((f"pods on different nodes cannot reach each other everywhere: which traces fail? "
+             f"(`{p.spec.command('verify --failed')}`)"),
+            f"look at the routing table of {p.src.name}: `{p.spec.command(f'node exec {p.src.name} -- ip route')}`",
             (f"{p.src.name} must route {p.dst.name}'s pod subnet as flannel {p.spec.cni_backend} does: "
              f"`ip route` shows `{r.route}`"))
 
@@ -182,7 +184,7 @@ FAULTS: tuple[Fault, ...] = (
               f"{p.dst.name} routes {p.dst.pod_subnet} on {BRIDGE_IF}": diagnose.cni0_down(p.dst.name),
               **{name: diagnose.cni0_down(p.dst.name) for name in [*p.cross_traces(p.dst), p.trace(p.dst, p.dst)]},
           },
-          lambda p: ("the pods of one node are cut off", f"`k8slab node exec {p.dst.name} -- ip link`",
+          lambda p: ("the pods of one node are cut off", f"`{p.spec.command(f'node exec {p.dst.name} -- ip link')}`",
                      f"{BRIDGE_IF} on {p.dst.name} must be up"),
           lambda p: f"{BRIDGE_IF} was set down on {p.dst.name}", exercise=False),
 )

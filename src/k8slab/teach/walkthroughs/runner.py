@@ -94,7 +94,7 @@ class Runner:
         if taken:
             raise LabStateError(f"pod(s) {', '.join(taken)} already exist in lab {self.lab.spec.name!r} and the "
                                 f"walkthrough did not start them; it uses these names as the tutorial does. Remove "
-                                f"them with `k8slab pod delete NAME` and run again")
+                                f"them with `{self.lab.spec.command('pod delete NAME')}` and run again")
 
     # ---- pods
     def start(self, name: str, node: str) -> Pod:
@@ -131,7 +131,7 @@ class Runner:
         self.pods.clear()
         if errors:
             raise CommandFailedError("could not remove every walkthrough pod: " + "; ".join(errors) +
-                                     "; the next walkthrough removes them, or `k8slab pod delete NAME`")
+                                     f"; the next walkthrough removes them, or `{self.lab.spec.command('pod delete NAME')}`")
 
     def kept(self) -> list[str]:
         """--keep: the pods stay for exploring; the note stays too, so the next walkthrough removes them."""
