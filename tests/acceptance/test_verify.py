@@ -46,12 +46,12 @@ def test_a_broken_lab_lists_only_its_failures_and_a_labelled_report(spec, lab, t
 
     src, dst = spec.workers[1], spec.workers[0]
     fault, pair = BY_ID["peer-route-deleted"], Pair(spec, src, dst)
-    page = tmp_path / "report.html"
+    page, junit = tmp_path / "report.html", tmp_path / "grades.xml"
     backend = ["--backend", lab.backend] if lab.backend in BACKENDS else []
     run_commands(lab, fault.breaks(pair))
     try:
         status = main(["--spec", spec.source, "verify", "--failed", "--html", str(page), "--label", "Ada, pc-12",
-                       *backend])
+                       "--junit", str(junit), *backend])
     finally:
         run_commands(lab, fault.repairs(pair))
     out = capsys.readouterr().out
@@ -65,3 +65,5 @@ def test_a_broken_lab_lists_only_its_failures_and_a_labelled_report(spec, lab, t
     html = page.read_text()
     assert '<p class="label" id="label">Ada, pc-12</p>' in html
     assert html.index(f"<h2>Failures ({len(broken)})</h2>") < html.index('id="checks"')
+    root = ET.parse(junit).getroot()
+    assert root.get("name") == f"k8slab verify {spec.name} (Ada, pc-12)" and root.get("failures") == str(len(broken))
