@@ -30,6 +30,9 @@ if [ "$(basename "$0")" = kubeadm ]; then
   count_file="$STUB_LOG.$1"; count=$(cat "$count_file" 2>/dev/null || echo 0); echo $((count + 1)) > "$count_file"
   if [ "$count" -lt "$limit" ]; then echo "kubeadm $1: simulated failure" >&2; exit 1; fi
 fi
+if [ "$(basename "$0") $1 $2" = "kubeadm token create" ]; then
+  echo "kubeadm join 192.0.2.1:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:$HASH"
+fi
 if [ "$(basename "$0")" = kubectl ]; then
   case "$*" in *"get nodes"*) echo "$REGISTERED";; *taint*) echo "node/$4 untainted";; esac
 fi
@@ -65,10 +68,10 @@ class Node:
 
 
 def run(tmp_path: Path, node: str, *, registered: list[str], fail: dict[str, int] | None = None,
-        prepare=None) -> tuple[int, list[str], str, Node]:
+        prepare=None, joined: tuple[str, ...] = ()) -> tuple[int, list[str], str, Node]:
     """The control plane's init tasks (node = CP) or a worker's image and join tasks, on a fresh
     simulated node that `prepare` may put in a recorded state first."""
-    sim = Node(tmp_path / node)
+    sim = Node(tmp_path / node)  # node "token": the control plane's join-token tasks, all hosts in the run
     sim.root.mkdir(parents=True)
     if prepare:
         prepare(sim)
@@ -77,14 +80,23 @@ def run(tmp_path: Path, node: str, *, registered: list[str], fail: dict[str, int
     for tool in ("kubeadm", "kubectl", "crictl"):
         (stubs / tool).write_text(STUB)
         (stubs / tool).chmod(0o755)
-    hosts = {name: (sim if name == node else Node(tmp_path / f"other-{name}")).hostvars() for name in (CP, W1, W2)}
+    nodes = {name: sim if name == node else Node(tmp_path / f"other-{name}") for name in (CP, W1, W2)}
+    for name in joined:  # workers that finished kubeadm join in an earlier run
+        nodes[name].config_dir.mkdir(parents=True, exist_ok=True)
+        (nodes[name].config_dir / "kubeadm-join.done").write_text("done\n")
+    hosts = {name: n.hostvars() for name, n in nodes.items()}
     inventory = {"all": {"children": {"k8s_nodes": {"children": {
         "control_plane": {"hosts": {CP: hosts[CP]}}, "workers": {"hosts": {W1: hosts[W1], W2: hosts[W2]}}}}}}}
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
     group_vars = yaml.safe_load((ROOT / "ansible" / "group_vars" / "all.yml").read_text())
     shared = {k: v for k, v in group_vars.items() if k not in hosts[CP]}  # per-node paths stay in the inventory
     (tmp_path / "extravars.json").write_text(json.dumps({**shared, **ansible_vars(SPEC)}))
-    if node == CP:
+    if node == "token":  # the control plane deciding which workers join, after every node's first play
+        plays = [{"name": "stamps", "hosts": "k8s_nodes", "gather_facts": False, "tasks": [
+                     {"ansible.builtin.include_role": {"name": "kubernetes", "tasks_from": "images.yml"}}]},
+                 {"name": "token", "hosts": CP, "gather_facts": False, "tasks": [
+                     {"ansible.builtin.include_role": {"name": "control_plane", "tasks_from": "join-token.yml"}}]}]
+    elif node == CP:
         plays = [{"name": "init", "hosts": CP, "gather_facts": False, "tasks": [
             {"ansible.builtin.include_role": {"name": "control_plane", "tasks_from": "init.yml"}}]}]
     else:
@@ -97,7 +109,7 @@ def run(tmp_path: Path, node: str, *, registered: list[str], fail: dict[str, int
     (tmp_path / "play.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
     log = tmp_path / "calls.log"
     env = {**os.environ, "PATH": f"{stubs}{os.pathsep}{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "STUB_LOG": str(log), "REGISTERED": " ".join(registered), "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+           "STUB_LOG": str(log), "HASH": "ab" * 32, "REGISTERED": " ".join(registered), "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
            **{f"FAIL_{verb.upper()}": str(times) for verb, times in (fail or {}).items()}}
     result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), "-e",
@@ -203,3 +215,21 @@ def test_a_worker_never_joins_before_the_ones_before_it(tmp_path):
     assert f"{W2} must join after {W1}" in out
     assert "join" not in kubeadm(calls)
     assert not (sim.config_dir / "kubeadm-join.done").exists()
+
+
+# the control plane's join token
+
+def test_a_recreated_worker_whose_node_object_exists_gets_a_token(tmp_path):
+    # node-1's VM was destroyed and made again: no stamp on it, but its old Node object is still registered.
+    rc, calls, out, _ = run(tmp_path, "token", registered=[CP, W1, W2], joined=(W2,))
+    assert rc == 0, out
+    assert f"kubectl --kubeconfig /etc/kubernetes/admin.conf delete node {W1}" in calls
+    assert not any(f"delete node {W2}" in c for c in calls)
+    assert any(c.startswith("kubeadm token create") for c in calls)
+    assert "abcdef.0123456789abcdef" not in out  # the join command's token stays out of the output
+
+
+def test_no_token_when_every_worker_has_joined(tmp_path):
+    rc, calls, out, _ = run(tmp_path, "token", registered=[CP, W1, W2], joined=(W1, W2))
+    assert rc == 0, out
+    assert not any("token create" in c or "delete node" in c for c in calls)

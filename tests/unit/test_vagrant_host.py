@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from k8slab.errors import CommandFailedError
-from k8slab.labs.vagrant import VagrantLab, dotfile_path, inventory_path, up_plan
+from k8slab.labs.vagrant import VagrantLab, dotfile_path, inventory_path, legacy_machines, up_plan
 from k8slab.labs.vagrant_host import (
     VAGRANT_FOR_VIRTUALBOX,
     compatibility_problem,
@@ -123,6 +123,7 @@ def test_up_boots_stopped_vms_and_keeps_what_exists(states, create, boot, fresh)
 def test_a_failed_up_of_an_existing_lab_destroys_nothing(monkeypatch):
     lab = VagrantLab(SPEC)
     calls = []
+    monkeypatch.setattr("k8slab.labs.vagrant.legacy_machines", lambda spec: [])  # whatever this checkout holds
     monkeypatch.setattr(lab, "vm_states", lambda: {"controlplane": "poweroff", "node-1": "running",
                                                    "node-2": "running"})
     monkeypatch.setattr(lab, "_stream", lambda args, progress: (_ for _ in ()).throw(CommandFailedError("boom")))
@@ -144,6 +145,18 @@ def test_each_lab_has_its_own_vagrant_state_and_inventory():
     assert inventory_path(one) != inventory_path(two)
     env = VagrantLab(two).vagrant_env()
     assert env["VAGRANT_DOTFILE_PATH"] == str(dotfile_path(two)) and env["K8SLAB_SPEC"] == "/tmp/lab2.yaml"
+
+
+def test_vms_from_before_per_lab_state_are_found_not_orphaned(tmp_path):
+    vagrant_dir = tmp_path / ".vagrant"
+    assert legacy_machines(SPEC, vagrant_dir) == []
+    for node in SPEC.nodes[:2]:
+        (vagrant_dir / "machines" / node.name / "virtualbox").mkdir(parents=True)
+        (vagrant_dir / "machines" / node.name / "virtualbox" / "id").write_text("0f4c1e9a")
+    (vagrant_dir / "machines" / SPEC.nodes[2].name / "virtualbox").mkdir(parents=True)  # never created: no id
+    assert legacy_machines(SPEC, vagrant_dir) == [n.name for n in SPEC.nodes[:2]]
+    (vagrant_dir / "labs" / SPEC.name).mkdir(parents=True)  # adopted (or the lab has its own state now)
+    assert legacy_machines(SPEC, vagrant_dir) == []
 
 
 # kubeconfig on the host

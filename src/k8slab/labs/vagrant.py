@@ -46,6 +46,15 @@ def dotfile_path(spec: LabSpec) -> Path:
     return VAGRANT_STATE_DIR / spec.name
 
 
+def legacy_machines(spec: LabSpec, vagrant_dir: Path = PROJECT_ROOT / ".vagrant") -> list[str]:
+    """Nodes of this lab with a VM in the shared .vagrant/machines of k8slab before per-lab state, when
+    the lab has no state of its own yet: those VMs would be invisible to k8slab and collide by name."""
+    if (vagrant_dir / "labs" / spec.name).exists():
+        return []
+    machines = vagrant_dir / "machines"
+    return [n.name for n in spec.nodes if any((machines / n.name).glob("*/id"))]
+
+
 def inventory_path(spec: LabSpec) -> Path:
     """The lab's Ansible inventory; the default lab keeps the historical inventory/hosts.yml."""
     return INVENTORY_FILE if spec.name == "tutorial" else INVENTORY_FILE.with_name(f"hosts-{spec.name}.yml")
@@ -209,6 +218,14 @@ class VagrantLab(SshLab):
     def up(self, progress: Progress = quiet) -> None:
         """Make the missing VMs, boot the stopped ones, then provision them all; on a running, healthy lab
         this only re-runs the roles, which change nothing. Resumes whatever an earlier `up` left."""
+        legacy = legacy_machines(self.spec)
+        if legacy:
+            state = dotfile_path(self.spec)
+            raise LabStateError(
+                f"VMs of {', '.join(legacy)} were made before k8slab kept each lab's Vagrant state apart "
+                f"(.vagrant/machines). Adopt them for lab {self.spec.name!r}: `mkdir -p {state} && mv "
+                f".vagrant/machines {state}/machines` (from the project folder), or remove them with "
+                "`vagrant destroy -f` first")
         plan = up_plan(self.vm_states())
         names = ", ".join(n.name for n in self.spec.nodes)
         progress(f"{plan.describe()}; vagrant up --no-provision --provider={self.provider}: {names} from "
