@@ -19,7 +19,7 @@ from k8slab.spec.model import LabSpec, Node
 class KubernetesRelease:
     """What one minor release of pkgs.k8s.io needs pinned next to it, each value from its upstream source."""
 
-    package_version: str  # apt version of kubelet/kubeadm/kubectl, installed and then held
+    package_version: str  # apt version of kubelet/kubeadm/kubectl (Debian revision globbed), installed and held
     pause_image: str  # the sandbox image this kubeadm expects; containerd must use the same one
     kubeadm_api: str  # the kubeadm config API the templates are written for
     containerd_version: str  # a containerd release containerd's own Kubernetes support matrix lists for it
@@ -29,14 +29,15 @@ class KubernetesRelease:
 
 # Only minors inside upstream support on the day the table was written (2026-11-23), and only those
 # for which containerd's RELEASES.md ("Kubernetes Support", containerd v2.3.4) names a containerd:
-#   1.36: patch 1.36.4 (kubernetes.io/releases/1.36, 2026-08-11), end of life 2027-06-28;
+#   1.36: patch 1.36.4 (kubernetes.io/releases/1.36, 2026-08-11), end of life 2027-06-28; the Debian revision
+#         is globbed (pkgs.k8s.io rebuilt 1.36.2 as 1.36.2-2.1, kubernetes/release#4156);
 #         containerd 2.3.0+ or 2.2.0+ -> 2.3.4 (2.3 is an LTS branch to 2028-04-30), runc v1.4.3.
 # Not here: 1.35 (matrix: 2.2.0+/2.1.5+/1.7.28+, all past or near their own end of life; EOL 2027-02-28),
 # 1.37 (released 2026-08-26, not yet in containerd's matrix), 1.34 and older (end of life).
 # Debian's containerd (bookworm 1.6.20, trixie 1.7.24) is below every floor above: the containerd role
 # installs containerd's static release instead. pause 3.10.2 is containerd 2.3's default sandbox image.
 KUBERNETES_RELEASES: dict[str, KubernetesRelease] = {
-    "1.36": KubernetesRelease("1.36.4-1.1", "registry.k8s.io/pause:3.10.2", "kubeadm.k8s.io/v1beta4",
+    "1.36": KubernetesRelease("1.36.4-*", "registry.k8s.io/pause:3.10.2", "kubeadm.k8s.io/v1beta4",
                               containerd_version="2.3.4", runc_version="1.4.3", end_of_life="2027-06-28"),
 }
 
