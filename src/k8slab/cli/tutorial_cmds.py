@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from ipaddress import IPv4Address
 
@@ -104,7 +103,7 @@ def _walk(args: argparse.Namespace, walk, lab) -> int:
         print()
 
     def show(result) -> None:
-        print("\n".join(format_step(result, lab.backend, total, columns=shutil.get_terminal_size().columns)),
+        print("\n".join(format_step(result, lab.backend, total, columns=console.width())),
               flush=True)
 
     console.say(f"{walk.name} walkthrough on lab {lab.spec.name!r} ({lab.backend}): step(s) "

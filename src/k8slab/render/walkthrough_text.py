@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from k8slab.render import console
 from k8slab.teach.walkthroughs.model import StepResult, Walkthrough
 from k8slab.teach.walkthroughs.runner import Skipped
 
@@ -19,14 +20,9 @@ def format_step(result: StepResult, backend: str, total: int, columns: int = 120
     lines = [f"━━ step {t.number} of {total}: {t.title} ━━", f"what it shows: {t.demonstrates}", "commands:"]
     pairs = [(t.tutorial[i] if i < len(t.tutorial) else "", t.emulated[i] if i < len(t.emulated) else "")
              for i in range(max(len(t.tutorial), len(t.emulated)))]
-    width = max(len(left) for left, _ in pairs)
-    if width + max(len(right) for _, right in pairs) <= columns - 7:
-        head = "tutorial (VirtualBox lab)"
-        lines.append(f"  {head:{width}}  |  emulated lab")
-        lines += [f"  {left:{width}}  |  {right}" for left, right in pairs]
-    else:  # too wide for two columns: each tutorial command right above its emulated equivalent
-        for left, right in pairs:
-            lines += [f"  tutorial: {left}", f"  emulated: {right}"]
+    # Side by side, each long command wrapped inside its own column at the terminal's width.
+    table = console.grid([{"tutorial (VirtualBox lab)": left, "emulated lab": right} for left, right in pairs])
+    lines += [f"  {line}" for line in console.render(table, max(columns - 2, 40)).splitlines()]
     lab_kind = "emulated lab" if backend == "netns" else f"{backend} lab"
     lines.append(f"ran on this {lab_kind}:")
     lines += [f"  $ {c}" for c in result.ran]
