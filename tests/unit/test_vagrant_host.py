@@ -178,10 +178,20 @@ users:
 """
 
 
+def test_python_reads_kubeadms_paths_where_the_roles_name_them():
+    from k8slab.labs.ssh import ADMIN_KUBECONFIG
+    from k8slab.provision.ansible_vars import group_var
+
+    group_vars = yaml.safe_load((ROOT / "ansible" / "group_vars" / "all.yml").read_text())
+    assert ADMIN_KUBECONFIG == group_vars["k8slab_admin_kubeconfig"]
+    assert group_var("k8slab_apiserver_port") == group_vars["k8slab_apiserver_port"]
+
+
 def test_host_kubeconfig_points_at_the_control_planes_eth1(tmp_path):
     for spec in (SPEC, other_lab("lab2")):
         config = yaml.safe_load(host_kubeconfig(ADMIN_CONF, spec))
-        assert [c["cluster"]["server"] for c in config["clusters"]] == [f"https://{spec.control_plane.ip}:6443"]
+        port = yaml.safe_load((ROOT / "ansible" / "group_vars" / "all.yml").read_text())["k8slab_apiserver_port"]
+        assert [c["cluster"]["server"] for c in config["clusters"]] == [f"https://{spec.control_plane.ip}:{port}"]
         assert config["users"] == yaml.safe_load(ADMIN_CONF)["users"]
     path = write_private(tmp_path / "build" / "tutorial.kubeconfig", host_kubeconfig(ADMIN_CONF, SPEC))
     assert path.stat().st_mode & 0o777 == 0o600

@@ -7,10 +7,14 @@ passes it as extravars, and the unit tests render the role templates with it dir
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from k8slab.errors import LabSpecError
+from k8slab.paths import PROJECT_ROOT
 from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, VXLAN_IF
 from k8slab.spec.model import LabSpec, Node
 
@@ -40,6 +44,16 @@ KUBERNETES_RELEASES: dict[str, KubernetesRelease] = {
     "1.36": KubernetesRelease("1.36.4-*", "registry.k8s.io/pause:3.10.2", "kubeadm.k8s.io/v1beta4",
                               containerd_version="2.3.4", runc_version="1.4.3", end_of_life="2027-06-28"),
 }
+
+
+# Paths and ports every role shares, named once (ansible/group_vars/all.yml); Python reads them from there.
+GROUP_VARS = PROJECT_ROOT / "ansible" / "group_vars" / "all.yml"
+
+
+@functools.cache
+def group_var(name: str) -> Any:
+    """A plain value of group_vars/all.yml (the API server port, kubeadm's paths)."""
+    return yaml.safe_load(GROUP_VARS.read_text())[name]
 
 
 def kubernetes_release(spec: LabSpec) -> KubernetesRelease:

@@ -9,13 +9,13 @@ from pathlib import Path
 import yaml
 
 from k8slab.errors import CommandFailedError
+from k8slab.provision.ansible_vars import group_var
 from k8slab.spec.model import LabSpec
-
-APISERVER_PORT = 6443  # kubeadm's default bindPort, as ansible/group_vars/all.yml sets it
 
 
 def api_server_url(spec: LabSpec) -> str:
-    return f"https://{spec.control_plane.ip}:{APISERVER_PORT}"
+    """Where kubeadm's API server listens: the control plane's eth1 address, the roles' port."""
+    return f"https://{spec.control_plane.ip}:{group_var('k8slab_apiserver_port')}"
 
 
 def host_kubeconfig(admin_conf: str, spec: LabSpec) -> str:
