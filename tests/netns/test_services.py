@@ -25,7 +25,7 @@ def lab(labs) -> NetnsLab:
 
 
 def resolve(lab: NetnsLab, pod: str, name: str) -> list[str]:
-    result = lab.pod_run(pod, ["getent", "hosts", name], timeout=10)
+    result = lab.pod_run(pod, ["getent", "hosts", name], timeout=30)  # glibc without an answer: 5 s per try
     assert result.rc != 124, f"resolving {name} hung"
     return result.stdout.split()
 
@@ -53,6 +53,19 @@ def test_cluster_dns_answers_names_and_refuses_the_rest_at_once(lab):
     assert dns.POD not in {p.name for p in lab.pods()}
 
 
+def test_nodes_know_each_other_and_nothing_else_and_destroy_forgets_it(lab):
+    spec = lab.spec
+    for node in spec.nodes:
+        found = lab.node_run(spec.workers[0].name, ["getent", "hosts", node.name], timeout=30)
+        assert found.stdout.split()[:1] == [str(node.ip)], found.stderr
+    unknown = lab.node_run(spec.workers[0].name, ["getent", "hosts", "no-such-name.example"], timeout=30)
+    assert unknown.rc == 2  # getent: not found (a timeout would be 124)
+    folders = [dns.ETC_NETNS / names.node_netns(spec.name, n.name) for n in spec.nodes]
+    assert all((f / "hosts").exists() for f in folders)
+    lab.destroy()
+    assert not any(f.exists() for f in folders)
+
+
 def test_a_service_balances_over_every_endpoint_from_any_node(lab):
     spec = lab.spec
     workers = [w.name for w in spec.workers]
@@ -68,7 +81,7 @@ def test_a_service_balances_over_every_endpoint_from_any_node(lab):
         assert check(saved, lab.services()) == [], node.name
     seen = collections.Counter()
     for _ in range(20):
-        page = lab.pod_run("client", ["wget", "-qO-", "-T", "5", f"http://web.default.svc.cluster.local:{rec.port}/"])
+        page = lab.pod_run("client", ["wget", "-qO-", "-T", "15", f"http://web.default.svc.cluster.local:{rec.port}/"])
         assert page.ok, page.stderr
         seen.update(re.findall(r"pod (web-\d) ", page.stdout))
     assert set(seen) == {p.name for p in backends}, seen  # 20 requests reach all 3 (a miss is 3·(2/3)^20 ≈ 0.1 %)

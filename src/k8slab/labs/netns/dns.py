@@ -10,6 +10,8 @@ with no address; the hosts file still wins for its names) and private reverse zo
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -66,3 +68,41 @@ def container(spec: LabSpec, hosts_file: Path) -> Container:
                "--bogus-priv", "--address=/#/", f"--synth-domain=default.pod.{DOMAIN},{spec.pod_cidr}",
                "--local-ttl=5", "--user=root", "--group=root", "--pid-file=", "--log-facility=-")
     return Container("dnsmasq", "kube-dns", command)
+
+
+# `ip netns exec NS` (how `node exec` enters a node) binds the files of /etc/netns/NS/ over /etc: that is how
+# an emulated node gets the /etc/hosts the VirtualBox nodes get from roles/common (every node by its eth1
+# address) and a resolv.conf. A node has no upstream DNS here; a server on its own loopback that is not
+# there is refused at once (no ICMP rate limit on lo), so an unknown name fails at once instead of hanging.
+ETC_NETNS = Path("/etc/netns")
+
+
+def node_hosts(spec: LabSpec) -> str:
+    return "127.0.0.1\tlocalhost\n" + "".join(f"{n.ip}\t{n.name}\n" for n in spec.nodes)
+
+
+NODE_RESOLV_CONF = "# k8slab emulated node: names of the lab's nodes come from /etc/hosts; no upstream DNS\nnameserver 127.0.0.1\n"
+
+
+def node_files(spec: LabSpec, netns_of: dict[str, str]) -> dict[Path, str]:
+    """/etc/netns/<node namespace>/{hosts,resolv.conf} for every node (netns_of: node -> its namespace)."""
+    files = {}
+    for node in spec.nodes:
+        folder = ETC_NETNS / netns_of[node.name]
+        files[folder / "hosts"] = node_hosts(spec)
+        files[folder / "resolv.conf"] = NODE_RESOLV_CONF
+    return files
+
+
+def remove_node_files(prefix: str) -> None:
+    """Every /etc/netns/<prefix>* folder (destroy: also those of a crashed run)."""
+    if not ETC_NETNS.is_dir() or ETC_NETNS.is_symlink():
+        return
+    for folder in ETC_NETNS.iterdir():
+        if folder.name.startswith(prefix):
+            if folder.is_symlink() or not folder.is_dir():
+                folder.unlink()
+            else:
+                shutil.rmtree(folder)
+    with contextlib.suppress(OSError):
+        ETC_NETNS.rmdir()  # only when empty: another lab's or tool's files keep it

@@ -243,6 +243,7 @@ class NetnsLab(Lab):
             for uts in uts_dir.iterdir():
                 nsfs.unbind(uts)  # never follows a symlink planted in uts/
         self._remove_state_dir()
+        dns.remove_node_files(self.prefix)
         progress(f"removed {len(netns)} namespaces, {killed} processes and {self.paths.dir}")
 
     def _remove_state_dir(self) -> None:
@@ -261,7 +262,11 @@ class NetnsLab(Lab):
         services.write_dns_hosts(self.spec, self.paths.root, self.paths.dir, [], [])
         rec = self._make_pod(dns.POD, self.spec.control_plane.name, plugin_dir, (dns.container(self.spec, hosts),))
         self._sync_services()
-        progress(f"cluster DNS: dnsmasq in pod {dns.POD} ({rec.ip}) behind {dns.cluster_ip(self.spec)}")
+        for path, text in dns.node_files(self.spec, {n.name: names.node_netns(self.spec.name, n.name)
+                                                     for n in self.spec.nodes}).items():
+            state.write_bytes(dns.ETC_NETNS, path, text.encode())
+        progress(f"cluster DNS: dnsmasq in pod {dns.POD} ({rec.ip}) behind {dns.cluster_ip(self.spec)}; "
+                 f"nodes know each other from /etc/netns/{self.prefix}*/hosts")
 
     def _remove_empty_root(self) -> None:
         try:
