@@ -13,6 +13,7 @@ from k8slab.errors import LabStateError
 from k8slab.labs.base import Container
 from k8slab.labs.kube_proxy import check, svc_chain
 from k8slab.labs.netns import NetnsLab, dns, names, services
+from k8slab.verify.services import service_checks
 
 from .labtools import default_spec, unique_name
 
@@ -85,6 +86,17 @@ def test_a_service_balances_over_every_endpoint_from_any_node(lab):
         assert page.ok, page.stderr
         seen.update(re.findall(r"pod (web-\d) ", page.stdout))
     assert set(seen) == {p.name for p in backends}, seen  # 20 requests reach all 3 (a miss is 3·(2/3)^20 ≈ 0.1 %)
+
+    # verify reads every node's table back; a flushed service chain fails on that node only
+    assert all(r.ok for r in service_checks(lab))
+    chain = svc_chain(svc, svc.ports[0])
+    assert lab.node_run(workers[0], ["iptables", "-t", "nat", "-F", chain]).ok
+    failed = [r for r in service_checks(lab) if not r.ok]
+    assert [r.node for r in failed] == [workers[0]] and "reaches nothing" in failed[0].observed
+    lab.service_delete("web")  # and programming it again repairs it
+    rec = lab.service_expose("web", 8080, 80, [p.name for p in backends])
+    svc = next(s for s in lab.services() if s.name == "web")
+    assert all(r.ok for r in service_checks(lab))
 
     # an endpoint pod goes: its DNAT goes from every node
     lab.pod_delete(backends[0].name)

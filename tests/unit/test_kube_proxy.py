@@ -10,6 +10,7 @@ import pytest
 from k8slab.labs.kube_proxy import Service, ServicePort, check, probability, restore_input, rules, sep_chain, svc_chain
 from k8slab.labs.netns import dns, services
 from k8slab.spec.load import load_spec
+from k8slab.verify.services import check_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(ROOT / "lab.yaml")
@@ -90,3 +91,11 @@ def test_cluster_ips_skip_the_apiserver_and_kube_dns():
 def test_bad_services_are_refused_with_the_reason(args, message):
     problems = services.expose_problems(SPEC, *args, known_pods={"a"}, existing={"old"})
     assert any(message in p for p in problems), problems
+
+
+def test_verify_reports_each_node_and_names_the_broken_one():
+    good = saved_from(rules([WEB], PODS)[1])
+    results = check_tables([WEB], {"node-1": good, "node-2": "*nat\nCOMMIT\n"})
+    assert [(r.node, r.ok) for r in results] == [("node-1", True), ("node-2", False)]
+    assert results[1].cause and "KUBE-SERVICES has 0 rules" in results[1].observed
+    assert "web 10.96.0.2 -> 3 endpoints" in results[0].expected

@@ -9,6 +9,7 @@ from k8slab.labs.base import Lab, Pod, Progress, quiet
 from k8slab.verify.checks import CheckResult, evaluate
 from k8slab.verify.observe import forwarding_now, observe
 from k8slab.verify.pods import SuitePods, delete_pods, start_pods
+from k8slab.verify.services import service_checks
 
 
 def run_checks(lab: Lab, pods: dict[str, Pod] | None = None, progress: Progress = quiet,
@@ -26,7 +27,7 @@ def run_checks(lab: Lab, pods: dict[str, Pod] | None = None, progress: Progress 
         seen = observe(lab, suite, progress)
         facts = {node: replace(f, ip_forward=forwarding[node]) if forwarding.get(node, 1) != 1 else f
                  for node, f in seen.facts.items()}
-        return evaluate(lab.spec, suite, replace(seen, facts=facts))
+        return evaluate(lab.spec, suite, replace(seen, facts=facts)) + service_checks(lab)
     finally:
         if started is not None:
             with no_interrupts():
