@@ -22,7 +22,7 @@ from k8slab.labs.registry import lab_class
 from k8slab.spec.model import LabSpec
 from k8slab.verify import checks, diagnose
 from k8slab.verify.concurrency import concurrently
-from k8slab.verify.faults import FAULTS, Fault, Pair, run_commands
+from k8slab.verify.faults import FAULTS, Fault, Pair, lab_dataplane, on_dataplane, run_commands
 from k8slab.verify.names import forwarding_name
 from k8slab.verify.pods import SuitePods, start_pods
 from k8slab.verify.run import run_checks
@@ -85,6 +85,8 @@ def settled(lab: Lab, case: Case, within_s: float = 3.0) -> dict[str, checks.Che
 def exercise(spec: LabSpec, fault: Fault, name: str) -> Outcome | BaseException:
     """Build a lab of its own, break it, check it, repair it, check it again, destroy it. (A fresh lab
     passing every check is what the rest of the suite proves; here the repaired lab passing proves it.)"""
+    if not on_dataplane(fault, spec):  # a fault of another dataplane: the same lab with that dataplane
+        spec = spec.with_dataplane(lab_dataplane(fault))
     lab = lab_class("netns")(spec.renamed(name))
     try:
         lab.up()
@@ -115,7 +117,7 @@ def outcomes(spec: LabSpec) -> dict[str, Outcome | BaseException]:
         pytest.skip(f"fault injection needs the emulated lab: {problem}")
     token = secrets.token_hex(3)
     return concurrently({f.id: (lambda f=f, i=i: exercise(spec, f, f"faults-{token}-{i}"))
-                                for i, f in enumerate(FAULTS)})
+                                for i, f in enumerate(FAULTS)}, workers=6)
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.title for f in FAULTS])

@@ -364,7 +364,8 @@ IP_ROUTE_JSON = json.dumps([
     {"dst": "10.244.0.0/24", "gateway": "192.168.56.10", "dev": "eth1", "flags": []},
     {"dst": "10.244.2.0/24", "gateway": "10.244.2.0", "dev": "flannel.1", "flags": ["onlink"]},
     {"dst": "10.1.2.3", "dev": "eth1", "scope": "link", "flags": ["linkdown"]},
-    {"type": "blackhole", "dst": "10.99.0.0/16", "flags": []},
+    {"type": "blackhole", "dst": "10.99.0.0/16", "protocol": "bird", "flags": []},
+    {"type": "unreachable", "dst": "10.98.0.0/16", "flags": []},
 ])
 BUSYBOX_IP_ADDR = """\
 3: eth0@if7: <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu 1500 qdisc noqueue
@@ -382,12 +383,15 @@ def test_parse_ip_addr():
 
 
 def test_parse_ip_route():
-    default, hostgw, vxlan, host = parse_ip_route(IP_ROUTE_JSON)
+    default, hostgw, vxlan, host, hole = parse_ip_route(IP_ROUTE_JSON)  # unreachable routes are left out
     assert default.dst.prefixlen == 0 and default.via == IPv4Address("10.0.2.2") and str(default) == (
         "default via 10.0.2.2 dev eth0")
     assert str(hostgw) == "10.244.0.0/24 via 192.168.56.10 dev eth1"
     assert vxlan.onlink and vxlan.dev == "flannel.1"
     assert str(host.dst) == "10.1.2.3/32"
+    # Calico blackholes the node's own block; `ip route` names who made it
+    assert hole.blackhole and hole.dev == "" and hole.proto == 12
+    assert str(hole) == "blackhole 10.99.0.0/16 proto bird"
 
 
 def test_route_lookup_is_longest_prefix():

@@ -20,7 +20,7 @@ from k8slab.labs.netns import names
 from k8slab.labs.netns.kernel import RTM_NEWROUTE, route_message
 from k8slab.labs.netns.lab import ipip_refusal
 from k8slab.labs.netns.plan import build_plan
-from k8slab.labs.netns.plan_calico import bird_config, mesh_name
+from k8slab.labs.netns.plan_calico import bird_config
 from k8slab.spec import calico
 from k8slab.spec.facts import DEFAULT_ROUTE, FLANNEL_IPIP_IF, HOST_ONLY_IF, NAT_GATEWAY, NAT_IF
 from k8slab.spec.load import parse_spec
@@ -136,7 +136,7 @@ def test_bgp_modes_leave_routes_to_bird_with_a_full_mesh(encapsulation):
         for peer in spec.nodes:
             if peer is node:
                 continue
-            session = b.config.split(f"protocol bgp {mesh_name(peer.ip)} from bgp_template {{")[1].split("}")[0]
+            session = b.config.split(f"protocol bgp {calico.mesh_name(peer.ip)} from bgp_template {{")[1].split("}")[0]
             assert f"neighbor {peer.ip} as {calico.BGP_AS};" in session
             assert ("passive on;" in session) == (int(peer.ip) > int(node.ip))
         assert b.socket.startswith(plan.state_dir) and b.config_path.startswith(plan.state_dir)

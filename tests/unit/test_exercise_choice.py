@@ -10,7 +10,7 @@ import yaml
 
 from k8slab.spec.load import load_spec, parse_spec
 from k8slab.teach.exercise import candidates, choose, from_record
-from k8slab.verify.faults import EASY, FAULTS, HARD
+from k8slab.verify.faults import EASY, FAULTS, HARD, applies
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,13 +26,14 @@ def test_a_seed_gives_the_same_exercise_and_seeds_spread_over_all_of_them(spec):
         seen = {(e.fault.id, e.pair.src.name, e.pair.dst.name) for e in (choose(spec, s, level) for s in range(200))}
         assert seen == {(f.id, a, b) for f, a, b in candidates(spec, level)}
     n = len(spec.nodes)
-    assert len(candidates(spec, EASY)) == n * (n - 1) * sum(f.exercise and f.level == EASY for f in FAULTS)
+    assert len(candidates(spec, EASY)) == n * (n - 1) * sum(f.exercise and f.level == EASY and applies(f, spec)
+                                                            for f in FAULTS)
     assert {e.fault.level for e in (choose(spec, s, HARD) for s in range(50))} == {HARD}
 
 
 def test_exercises_use_only_faults_an_exercise_check_cannot_undo(spec):
     offered = {f.id for level in (EASY, HARD) for f, _, _ in candidates(spec, level)}
-    assert offered == {f.id for f in FAULTS if f.exercise}
+    assert offered == {f.id for f in FAULTS if f.exercise and applies(f, spec)}
     assert {"forwarding-off", "cni0-down", "pod-outside-subnet"}.isdisjoint(offered)
 
 
@@ -62,3 +63,10 @@ def test_a_record_edited_by_hand_is_refused(spec, change):
         from_record(spec)(record)
     with pytest.raises(ValueError):
         from_record(spec)(["not", "a", "record"])
+
+
+def test_a_calico_lab_is_offered_calicos_faults_and_a_flannel_lab_flannels(spec):
+    calico_lab = spec.with_dataplane("calico None")
+    offered = {f.id for level in (EASY, HARD) for f, _, _ in candidates(calico_lab, level)}
+    assert offered == {"calico-proxy-arp-off", "calico-pod-route-missing"}
+    assert not any(f.id.startswith("calico") for level in (EASY, HARD) for f, _, _ in candidates(spec, level))

@@ -22,7 +22,8 @@ from pathlib import Path
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
 from k8slab.labs.base import Pod
 from k8slab.render.output_files import write_output
-from k8slab.spec.expect import interface_of, node_routes
+from k8slab.spec import calico, expect_calico
+from k8slab.spec.expect import flannel_tunnel, interface_of, node_routes
 from k8slab.spec.facts import (
     BRIDGE_IF,
     DEFAULT_ROUTE,
@@ -45,8 +46,27 @@ SWITCH = "host-only"
 HOST = "host"
 
 HIGHLIGHT = "#d62728"
-_FILL = {HOST_ONLY_IF: "#cfe2f3", BRIDGE_IF: "#d9ead3", NAT_IF: "#eeeeee", "lo": "#f7f7f7", VXLAN_IF: "#fce5cd",
+TUNNEL_FILL = "#fce5cd"
+_FILL = {HOST_ONLY_IF: "#cfe2f3", BRIDGE_IF: "#d9ead3", NAT_IF: "#eeeeee", "lo": "#f7f7f7", VXLAN_IF: TUNNEL_FILL,
          "pod": "#fff2cc", "router": "#ffffff"}
+
+
+def tunnel(spec: LabSpec, node) -> tuple[str, str, str] | None:
+    """(device, its address and kind, what rides on eth1) of the dataplane's tunnel on node, if it has one."""
+    if spec.calico is not None:
+        found = expect_calico.tunnel_interface(spec, node)
+        if found is None:
+            return None
+        dev, addr = found
+        if dev == calico.VXLAN_IF:
+            return dev, f"{addr}, VNI {calico.VXLAN_VNI}", f"UDP {calico.VXLAN_PORT}"
+        return dev, f"{addr}, IP-in-IP", "IP proto 4"
+    dev = flannel_tunnel(spec)
+    if dev is None:
+        return None
+    addr = f"{node.pod_subnet.network_address}/32"
+    return ((dev, f"{addr}, VNI {VXLAN_VNI}", f"UDP {VXLAN_PORT}") if dev == VXLAN_IF
+            else (dev, f"{addr}, IP-in-IP", "IP proto 4"))
 
 
 def if_id(node: str, iface: str) -> str:
@@ -84,24 +104,30 @@ def path_from_stops(spec: LabSpec, src, dst, stops, hops: Sequence[IPv4Address |
         if stop.node is None:  # the source pod
             if route is None:
                 break
-            ids.append(if_id(src.node, BRIDGE_IF))
-            if route.via is None and dst.pod:
-                ids.append(pod_id(dst.pod))
+            if spec.calico is None:
+                ids.append(if_id(src.node, BRIDGE_IF))
+                if route.via is None and dst.pod:
+                    ids.append(pod_id(dst.pod))
             continue
         n = stop.node
+        tun = tunnel(spec, spec.node(n))
         if ids and ids[-1] == SWITCH:
             ids.append(if_id(n, HOST_ONLY_IF))
-            if spec.cni_backend == "vxlan" and dst.address in spec.node(n).pod_subnet:
-                ids.append(if_id(n, VXLAN_IF))
+            if tun and tun[0] in stop.arrives:
+                ids.append(if_id(n, tun[0]))
         if route is None or route.local:
             break
         ids.append(router_id(n))
+        if route.dev.startswith(calico.VETH_PREFIX):  # Calico: the router hands it to the pod's own veth
+            if dst.pod:
+                ids.append(pod_id(dst.pod))
+            continue
         ids.append(if_id(n, route.dev))
         if route.dev == NAT_IF:
             ids.append(f"{n}/nat")  # out to VirtualBox's NAT: the packet leaves the lab here
-        if route.dev == VXLAN_IF:
+        if tun and route.dev == tun[0]:
             ids.append(if_id(n, HOST_ONLY_IF))
-        if route.dev in (HOST_ONLY_IF, VXLAN_IF):
+        if route.dev == HOST_ONLY_IF or (tun and route.dev == tun[0]):
             ids.append(SWITCH)
         elif route.dev == BRIDGE_IF and dst.pod:
             ids.append(pod_id(dst.pod))
@@ -154,15 +180,18 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
     known = {n.name for n in spec.nodes}
     badges: dict[str, list[str]] = {}
     if path:
+        routers = [e.split("/")[0] for e in path.elements if e.endswith("/routes")]
         for i, addr in enumerate(path.hops, start=1):
             element = _element_of(spec, pods, addr)
+            if element is None and spec.calico is not None and addr == NAT_ADDRESS and routers:
+                element = if_id(routers[0], NAT_IF)  # a cali veth has no address: the node answers from eth0
             if element:
                 badges.setdefault(element, []).append(f"hop {i}")
 
     def badge(element: str) -> str:
         return ", ".join(badges.get(element, []))
 
-    title = _html_label(f"lab {spec.name}: flannel {spec.cni_backend} on {HOST_ONLY_IF}, pod CIDR {spec.pod_cidr}",
+    title = _html_label(f"lab {spec.name}: {spec.dataplane} on {HOST_ONLY_IF}, pod CIDR {spec.pod_cidr}",
                         [path.title] if path and path.title else [])
     graph_attrs = _attrs(label=title, labelloc="t", fontname="Helvetica", fontsize=16, rankdir="TB", nodesep=0.35,
                          ranksep=0.45, newrank="true", bgcolor="white", pad=0.3)
@@ -191,8 +220,11 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
                   (BRIDGE_IF, f"{node.pod_gateway}/{node.pod_subnet.prefixlen}"),
                   (NAT_IF, f"{NAT_ADDRESS}/{NAT_NETWORK.prefixlen} (NAT)"),
                   ("lo", str(LOOPBACK))]
-        if spec.cni_backend == "vxlan":
-            ifaces.insert(1, (VXLAN_IF, f"{node.pod_subnet.network_address}/32, VNI {VXLAN_VNI}"))
+        if spec.calico is not None:  # no bridge: every pod has its own cali veth on the node's router
+            ifaces = [i for i in ifaces if i[0] != BRIDGE_IF]
+        tun = tunnel(spec, node)
+        if tun:
+            ifaces.insert(1, tun[:2])
         # On a live lab a node that never ran a pod has no cni0 yet (the bridge plugin makes it for the first pod).
         no_bridge = routes is not None and n in routes and not any(
             line.split()[:1] == [str(node.pod_subnet)] and f"dev {BRIDGE_IF}" in line for line in routes[n])
@@ -201,12 +233,16 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
             extra = ["(made with the first pod)"] if name == BRIDGE_IF and no_bridge else []
             style = "rounded,filled,dashed" if extra else None
             label = _html_label(name, [addr, *extra], badge(eid))
-            out.append(f"    {_q(eid)} {_attrs(label=label, fillcolor=_FILL[name], style=style)};")
+            out.append(f"    {_q(eid)} {_attrs(label=label, fillcolor=_FILL.get(name, TUNNEL_FILL), style=style)};")
         for pod in [p for p in pods if p.node == n]:
             pid = pod_id(pod.name)
             out.append(f"    {_q(pid)} {_attrs(label=_html_label('pod ' + pod.name, [f'{POD_IF} {pod.ip}'], badge(pid)), fillcolor=_FILL['pod'], shape='box', style='filled')};")
-            edges.append((if_id(n, BRIDGE_IF), pid, {"label": "veth"}))
-        out.append(f"    {{ rank=same; {_q(if_id(n, NAT_IF))}; {_q(if_id(n, BRIDGE_IF))}; {_q(if_id(n, 'lo'))}; }}")
+            if spec.calico is not None:
+                edges.append((router_id(n), pid, {"label": f"{calico.veth_name(pod.name)} (proxy ARP)"}))
+            else:
+                edges.append((if_id(n, BRIDGE_IF), pid, {"label": "veth"}))
+        same_rank = [NAT_IF, "lo"] if spec.calico is not None else [NAT_IF, BRIDGE_IF, "lo"]
+        out.append(f"    {{ rank=same; {'; '.join(_q(if_id(n, i)) for i in same_rank)}; }}")
         nat = f"{n}/nat"
         nat_label = _html_label("VirtualBox NAT", [f"gateway {NAT_GATEWAY}", f"reaches {n} only"])
         out.append(f"    {_q(nat)} {_attrs(label=nat_label, fillcolor='white', style='dashed,rounded', fontsize=9, color='#999999')};")
@@ -214,11 +250,12 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
             out += _lost_mark(path)  # inside the node's box, so its arrow crosses no title
         out.append("  }")
         edges += [(SWITCH, if_id(n, HOST_ONLY_IF), {})]
-        if spec.cni_backend == "vxlan":
-            edges += [(if_id(n, HOST_ONLY_IF), if_id(n, VXLAN_IF), {"label": f"UDP {VXLAN_PORT}"}),
-                      (if_id(n, VXLAN_IF), router_id(n), {})]
-        edges += [(if_id(n, HOST_ONLY_IF), router_id(n), {}),
-                  (router_id(n), if_id(n, BRIDGE_IF), {}), (router_id(n), if_id(n, NAT_IF), {}),
+        if tun:
+            edges += [(if_id(n, HOST_ONLY_IF), if_id(n, tun[0]), {"label": tun[2]}),
+                      (if_id(n, tun[0]), router_id(n), {})]
+        if spec.calico is None:
+            edges.append((router_id(n), if_id(n, BRIDGE_IF), {}))
+        edges += [(if_id(n, HOST_ONLY_IF), router_id(n), {}), (router_id(n), if_id(n, NAT_IF), {}),
                   (router_id(n), if_id(n, "lo"), {"style": "dotted"}),
                   (if_id(n, NAT_IF), nat, {"style": "dashed"})]
 
@@ -243,7 +280,8 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
             out.append(f"  {_q(a)} -> {_q(b)} {_attrs(color=HIGHLIGHT, penwidth='3.5', dir='forward', style='dashed', constraint='false')};")
     if path and path.lost_at and _node_of(path.lost_at, pods) is None:
         out += _lost_mark(path)
-    out += _legend(path is not None, spec.cni_backend == "vxlan")
+    tun = tunnel(spec, spec.nodes[0])
+    out += _legend(path is not None, f"{tun[2]}: {tun[0]} wraps pod packets, sent on eth1" if tun else "")
     # under the lab: hung below a node's NAT box, the lowest row of every node
     out.append(f"  {_q(spec.nodes[len(spec.nodes) // 2].name + '/nat')} -> {_q(LEGEND)} {_attrs(style='invis')};")
     out.append("}")
@@ -274,13 +312,13 @@ def _lost_mark(path: Path_) -> list[str]:
 LEGEND = "legend"
 
 
-def _legend(traced: bool, vxlan: bool) -> list[str]:
+def _legend(traced: bool, tunnel_text: str) -> list[str]:
     """What the line styles mean: a sample of each line beside its text, in one box under the lab."""
     entries = [("#555555", "────", "a link: cable, veth, or the node's routing between its interfaces"),
                ("#555555", "·······", "lo: traffic a node sends to itself, never on a wire"),
                ("#555555", "- - - -", "each node's own VirtualBox NAT (eth0), not shared; a dashed box: made with the first pod")]
-    if vxlan:
-        entries.append(("#555555", "────", f"UDP {VXLAN_PORT}: flannel.1 wraps pod packets in VXLAN, sent on eth1"))
+    if tunnel_text:
+        entries.append(("#555555", "────", tunnel_text))
     if traced:
         entries += [(HIGHLIGHT, "━━━▶", "the traced packet's path; hop N: who answered traceroute's Nth probe"),
                     (HIGHLIGHT, "red row", "the routing-table row the kernel used; struck out: a row that is missing")]

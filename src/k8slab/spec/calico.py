@@ -136,3 +136,18 @@ def vtep_mac(node_ip: IPv4Address) -> str:
     """vxlan.calico's MAC for a node: locally administered, derived from its address (calico-node picks a
     random one and publishes it on its Node; deriving it keeps the plan a pure function of the spec)."""
     return "66:ca:" + ":".join(f"{b:02x}" for b in node_ip.packed)
+
+
+def parse_bird_protocols(text: str) -> dict[str, str]:
+    """BGP rows of `birdc show protocols` (Name Proto Table State Since Info) -> {name: "state info"}."""
+    found = {}
+    for line in text.splitlines():
+        cols = line.split()
+        if len(cols) >= 4 and cols[1] == "BGP":
+            found[cols[0]] = " ".join(cols[3:4] + cols[5:])
+    return found
+
+
+def mesh_name(ip: IPv4Address) -> str:
+    """calico-node's name for the BGP session to a mesh peer (bird.cfg.template): Mesh_192_168_56_11."""
+    return "Mesh_" + str(ip).replace(".", "_")

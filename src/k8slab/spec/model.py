@@ -11,7 +11,9 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 
 from k8slab.errors import LabStateError
+from k8slab.spec import calico as calico_facts
 from k8slab.spec.calico import CalicoConfig
+from k8slab.spec.facts import NODE_CIDR_PREFIX
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,20 @@ class LabSpec:
         """A k8slab command line for this lab, naming --spec when it is not the default lab.yaml."""
         spec_arg = "" if self.source == "lab.yaml" else f"--spec {self.source} "
         return f"k8slab {spec_arg}{rest}"
+
+    def with_dataplane(self, dataplane: str) -> LabSpec:
+        """The same lab with another dataplane, "flannel vxlan" or "calico VXLAN" (pod subnets re-derived:
+        /24s for flannel, one block per node for Calico, as lab.yaml with that cni: section would give)."""
+        plugin, mode = dataplane.split()
+        if plugin == "calico":
+            conf = CalicoConfig(mode, self.calico.block_size if self.calico else calico_facts.DEFAULT_BLOCK_SIZE)
+            subnets = calico_facts.blocks(self.pod_cidr, conf.block_size, len(self.nodes))
+            nodes = tuple(replace(n, pod_subnet=b, pod_gateway=calico_facts.POD_GATEWAY)
+                          for n, b in zip(self.nodes, subnets))
+            return replace(self, cni_plugin=plugin, cni_backend="", calico=conf, nodes=nodes)
+        subnets = list(self.pod_cidr.subnets(new_prefix=NODE_CIDR_PREFIX))[:len(self.nodes)]
+        nodes = tuple(replace(n, pod_subnet=s, pod_gateway=s.network_address + 1) for n, s in zip(self.nodes, subnets))
+        return replace(self, cni_plugin=plugin, cni_backend=mode, calico=None, nodes=nodes)
 
     def renamed(self, name: str) -> LabSpec:
         """The same lab under another name, so two copies can be up side by side."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 RTPROT_BOOT = 3  # what `ip route add` sets and `ip route` does not print
+PROTO_NAMES = {2: "kernel", 4: "static", 12: "bird"}  # as iproute2 names them (rt_protos); others by number
 
 
 @dataclass(frozen=True)
@@ -29,4 +30,5 @@ class Route:
         else:
             words = [dst] + ([f"via {self.via}"] if self.via else []) + [f"dev {self.dev}"]
             words += ([f"src {self.src}"] if self.src else []) + (["onlink"] if self.onlink else [])
-        return " ".join(words + ([f"proto {self.proto}"] if self.proto != RTPROT_BOOT else []))
+        proto = PROTO_NAMES.get(self.proto, str(self.proto))
+        return " ".join(words + ([f"proto {proto}"] if self.proto != RTPROT_BOOT else []))

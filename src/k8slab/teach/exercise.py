@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from k8slab.spec.model import LabSpec
-from k8slab.verify.faults import BY_ID, FAULTS, LEVELS, Fault, Pair
+from k8slab.verify.faults import BY_ID, FAULTS, LEVELS, Fault, Pair, applies
 
 NOTE = "exercise"
 
@@ -41,7 +41,7 @@ class Exercise:
 def candidates(spec: LabSpec, level: str) -> list[tuple[Fault, str, str]]:
     """Every exercise a level offers on this lab: a fault that an exercise check cannot undo, on an
     ordered pair of nodes (a fault that needs a third node only where there is one)."""
-    faults = [f for f in FAULTS if f.exercise and f.level == level and len(spec.nodes) >= f.min_nodes]
+    faults = [f for f in FAULTS if f.exercise and f.level == level and applies(f, spec)]
     return [(f, a.name, b.name) for f in faults for a in spec.nodes for b in spec.nodes if a.name != b.name]
 
 

@@ -15,10 +15,14 @@ from ipaddress import IPv4Address
 
 from k8slab.errors import LabStateError
 from k8slab.labs.base import Pod
+from k8slab.spec import calico
 from k8slab.spec.expect import ExpectedHop, hops_from_node, hops_from_pod, interface_of
-from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_IF, VXLAN_IF, VXLAN_PORT
+from k8slab.spec.facts import BRIDGE_IF, FLANNEL_IPIP_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, VXLAN_IF, VXLAN_PORT
 from k8slab.spec.model import LabSpec, Node
 from k8slab.verify.traceroute import Trace
+
+TUNNELS = {VXLAN_IF: f"VXLAN (UDP {VXLAN_PORT})", calico.VXLAN_IF: f"VXLAN (UDP {calico.VXLAN_PORT})",
+           calico.IPIP_IF: "IP-in-IP (protocol 4)", FLANNEL_IPIP_IF: "IP-in-IP (protocol 4)"}
 
 # ---------------------------------------------------------------- endpoints
 
@@ -156,16 +160,22 @@ def route_chain(spec: LabSpec, src: Endpoint, dst: Endpoint, src_route: str | No
                               f"straight out and {peer}; no router is involved"))
             return stops
         first = spec.node_by_ip(route.via)
+        if spec.calico is not None and route.via == calico.POD_GATEWAY:
+            first = spec.node(src.node or "")
+            role = (f"an address no one has: {src.node}'s cali veth answers the pod's ARP for it by proxy "
+                    f"(with {calico.HOST_VETH_MAC}), so the packet goes to {src.node}")
+        else:
+            role = _address_role(spec, route.via)
         stops.append(Stop(f"pod {src.pod}", None, route,
-                          f"the pod's default route sends it out of its {route.dev} to {route.via}, "
-                          f"{_address_role(spec, route.via)}"))
+                          f"the pod's default route sends it out of its {route.dev} to {route.via}, {role}"))
         current = first.name if first else None
     else:
         current = src.node
     seen: set[str] = set()
     arrives = ""
     if stops and stops[-1].route:
-        arrives = f"{BRIDGE_IF} (from the pod's veth)"
+        arrives = (f"{calico.veth_name(src.pod or '')} (the pod's veth)" if spec.calico is not None
+                   else f"{BRIDGE_IF} (from the pod's veth)")
     while current is not None:
         if current in seen:
             stops.append(Stop(current, current, None, f"loop: the packet came back to {current}"))
@@ -180,7 +190,7 @@ def route_chain(spec: LabSpec, src: Endpoint, dst: Endpoint, src_route: str | No
             break
         meaning, nxt = _node_step(spec, node, route, dst)
         stops.append(Stop(current, current, route, meaning, arrives))
-        arrives = (f"{HOST_ONLY_IF} as VXLAN, unwrapped by {VXLAN_IF}" if route.dev == VXLAN_IF
+        arrives = (f"{HOST_ONLY_IF} as {TUNNELS[route.dev]}, unwrapped by {route.dev}" if route.dev in TUNNELS
                    else f"{route.dev} (from {current})")
         current = nxt
     return stops
@@ -194,9 +204,24 @@ def _node_step(spec: LabSpec, node: Node, route: RouteGet, dst: Endpoint) -> tup
         return (f"WRONG: {dst.address} is a pod address, yet {node.name} sends it out of {NAT_IF} (VirtualBox NAT, "
                 f"its default route): flannel's route to {owner.name}'s pod subnet {owner.pod_subnet} is missing, "
                 "so the packet is lost behind the NAT"), None
+    if route.dev.startswith(calico.VETH_PREFIX) and route.via is None:
+        return (f"Calico's /32 route to the pod on its veth {route.dev}: {node.name} routes the packet to it "
+                "(no bridge: even pods of one node are a routed hop apart)"), None
+    if spec.calico is not None and route.via is not None and (peer := spec.node_by_ip(route.via)) is not None \
+            and dst.address in peer.pod_subnet:
+        made = "learned from BIRD over BGP" if spec.calico.uses_bgp else "written by Felix"
+        if route.dev in TUNNELS:
+            return (f"Calico's route for {peer.name}'s block {peer.pod_subnet} ({made}): into {route.dev}, which "
+                    f"wraps the packet in {TUNNELS[route.dev]} to {peer.name}'s {HOST_ONLY_IF} ({peer.ip})"), peer.name
+        return (f"Calico's route for {peer.name}'s block {peer.pod_subnet} ({made}): out of {route.dev} to "
+                f"{peer.name}'s {HOST_ONLY_IF} ({peer.ip}), the packet unchanged"), peer.name
     if route.via is not None:
         peer = spec.node_by_ip(route.via)
         subnet = peer.pod_subnet if peer else None
+        if route.dev == FLANNEL_IPIP_IF and peer is not None:
+            return (f"flannel's ipip route for {peer.name}'s pod subnet {subnet}: into {FLANNEL_IPIP_IF}, which "
+                    f"wraps the packet in an IP header (protocol 4) to {peer.name}'s {HOST_ONLY_IF} ({peer.ip})"), \
+                peer.name
         if route.dev == VXLAN_IF and peer is not None:
             return (f"flannel's vxlan route for {peer.name}'s pod subnet {subnet}: into {VXLAN_IF}, which wraps "
                     f"the packet in UDP {VXLAN_PORT} to {peer.name}'s {HOST_ONLY_IF} ({peer.ip})"), peer.name
@@ -250,7 +275,7 @@ def parse_capture(text: str) -> list[Packet]:
 
 
 def _is_vxlan(p: Packet) -> bool:
-    return p.dport == VXLAN_PORT or "OTV" in p.summary or "VXLAN" in p.summary
+    return p.dport in (VXLAN_PORT, calico.VXLAN_PORT) or "OTV" in p.summary or "VXLAN" in p.summary
 
 
 @dataclass(frozen=True)
@@ -274,30 +299,45 @@ def capture_verdict(spec: LabSpec, src: Endpoint, dst: Endpoint, capture: Captur
     same_node = src.node == dst.node
     if not packets:
         if same_node:
+            inside = f"on {BRIDGE_IF}" if spec.calico is None else "inside the node (cali veth to cali veth)"
             return True, [(f"a capture on {where} saw none of the pings: traffic between two pods of "
-                           f"{src.node} stays on {BRIDGE_IF} and never reaches the wire")]
+                           f"{src.node} stays {inside} and never reaches the wire")]
         return None, [f"a capture on {where} saw none of the pings, so it cannot tell about encapsulation"]
     vxlan = [p for p in packets if _is_vxlan(p)]
-    plain = [p for p in packets if not _is_vxlan(p)]
+    ipip = [p for p in packets if "ipip-proto-4" in p.summary or p.summary.startswith("IP ")]
+    plain = [p for p in packets if not _is_vxlan(p) and p not in ipip]
     # The capture watches the pings shown with it (ICMP echo): traceroute's own probes are UDP datagrams.
     lines = [(f"a capture on {where} saw {len(packets)} packet(s) of the ping shown above (ICMP echo; traceroute's "
              "own probes are UDP to ports 33434 and up), e.g.:")]
     lines += [f"    {_show(p)}" for p in packets[:2]]
-    want_vxlan = spec.cni_backend == "vxlan"
+    want = expected_encapsulation(spec, src, dst)
     if vxlan:
         inner = vxlan[0].inner
         carried = f", carrying {inner.src} > {inner.dst}" if inner else ""
-        lines.append(f"encapsulated: node addresses {vxlan[0].src} > {vxlan[0].dst} outside, UDP port {VXLAN_PORT} "
-                     f"(VXLAN){carried}; the pod addresses travel inside (50 bytes more per packet)")
+        lines.append(f"encapsulated: node addresses {vxlan[0].src} > {vxlan[0].dst} outside, UDP port "
+                     f"{vxlan[0].dport} (VXLAN){carried}; the pod addresses travel inside (50 bytes more per packet)")
+    if ipip:
+        lines.append(f"encapsulated: node addresses {ipip[0].src} > {ipip[0].dst} outside, IP protocol 4 (IP-in-IP); "
+                     "the pod addresses travel inside (20 bytes more per packet)")
     if plain:
         lines.append(f"not encapsulated: {plain[0].src} > {plain[0].dst} on the wire as the pods sent it; "
-                     "host-gw only changes the next hop, never the packet")
+                     "the route only changes the next hop, never the packet")
     if same_node:
         lines.append(f"unexpected: pods on the same node should not put traffic on {capture.interface}")
         return False, lines
-    ok = bool(vxlan) if want_vxlan else (bool(plain) and not vxlan)
-    lines.append(f"{'as expected' if ok else 'NOT as expected'} for flannel {spec.cni_backend}")
+    ok = {"vxlan": bool(vxlan), "ipip": bool(ipip)}.get(want, bool(plain) and not vxlan and not ipip)
+    lines.append(f"{'as expected' if ok else 'NOT as expected'} for {spec.dataplane}")
     return ok, lines
+
+
+def expected_encapsulation(spec: LabSpec, src: Endpoint, dst: Endpoint) -> str:
+    """"vxlan", "ipip" or "" (none) for traffic between the two endpoints' nodes."""
+    if spec.calico is not None:
+        a, b = spec.node(src.node or ""), spec.node(dst.node or "")
+        if not spec.calico.encapsulates(a.ip, b.ip, spec.host_only):
+            return ""
+        return "vxlan" if spec.calico.tunnel == calico.VXLAN_IF else "ipip"
+    return {"vxlan": "vxlan", "ipip": "ipip"}.get(spec.cni_backend, "")
 
 
 def _show(p: Packet) -> str:
@@ -348,6 +388,8 @@ def describe_address(spec: LabSpec, pods: Sequence[Pod], addr: IPv4Address | Non
 
 
 def _address_role(spec: LabSpec, addr: IPv4Address) -> str:
+    if spec.calico is not None and addr == NAT_ADDRESS:
+        return f"a node's {NAT_IF} ({NAT_ADDRESS} on every node): the first address of the node that routed it"
     owned = interface_of(spec, addr)
     if owned is not None:
         return f"{owned[0].name}'s {owned[1]}"
@@ -411,7 +453,7 @@ def _why_count(spec: LabSpec, src: Endpoint, dst: Endpoint, expected: Sequence[E
     n = len(expected)
     routers = _routers(stops, src)
     if n == 1:
-        if src.pod and src.node == dst.node:
+        if src.pod and src.node == dst.node and spec.calico is None:
             return (f"why 1 hop: both pods sit on {src.node}'s {BRIDGE_IF}; a bridge forwards frames without "
                     "touching the TTL, so the very first probe reaches the target and it answers itself")
         return (f"why 1 hop: {dst.address} is on a network {src.short} is attached to ({HOST_ONLY_IF}, one L2 "

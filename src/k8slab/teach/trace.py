@@ -15,6 +15,7 @@ from ipaddress import IPv4Address
 
 from k8slab.errors import CommandFailedError
 from k8slab.labs.base import Lab, Pod, Progress, Result, quiet
+from k8slab.spec import calico
 from k8slab.spec.facts import HOST_ONLY_IF, VXLAN_PORT
 from k8slab.teach.explain import Capture, Endpoint, Explanation, expected_hops, explain_trace
 from k8slab.verify.traceroute import TracerouteParseError, parse_traceroute
@@ -116,7 +117,8 @@ def tutorial_traceroute(lab: Lab, src: Endpoint, dst: Endpoint, judged: Explaine
 
 
 def capture_argv(dst: Endpoint) -> list[str]:
-    filt = f"(icmp and host {dst.address}) or udp port {VXLAN_PORT}"
+    # flannel vxlan, Calico VXLAN and IP-in-IP (protocol 4) carry the pings encapsulated
+    filt = f"(icmp and host {dst.address}) or udp port {VXLAN_PORT} or udp port {calico.VXLAN_PORT} or ip proto 4"
     return ["timeout", str(CAPTURE_SECONDS), "tcpdump", "-l", "-nn", "-c", str(2 * PROBES), "-i", HOST_ONLY_IF, filt]
 
 

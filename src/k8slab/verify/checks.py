@@ -15,6 +15,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import TYPE_CHECKING
 
 from k8slab.labs.base import Pod
+from k8slab.spec import calico
 from k8slab.spec.expect import (
     InterfaceExpectation,
     RouteExpectation,
@@ -25,9 +26,11 @@ from k8slab.spec.expect import (
 )
 from k8slab.spec.facts import BRIDGE_IF, NAT_IF
 from k8slab.spec.model import LabSpec, Node
-from k8slab.verify import diagnose
+from k8slab.verify import diagnose, diagnose_calico
 from k8slab.verify.facts import KubeFacts, NodeFacts
 from k8slab.verify.names import (
+    bgp_name,
+    calico_veth_name,
     eth0_routes_name,
     forwarding_name,
     interface_name,
@@ -89,16 +92,45 @@ def check_veths(node: Node, facts: NodeFacts, pods_here: Sequence[str]) -> Check
                    lambda: diagnose.veths(node.name, facts), node.name)
 
 
-def check_route(spec: LabSpec, exp: RouteExpectation, facts: NodeFacts) -> CheckResult:
-    wanted = str(exp.route)
+def check_calico_veths(node: Node, facts: NodeFacts, pods_here: Sequence[str]) -> CheckResult:
+    """Calico wires each pod with a veth named after it, without an address, answering ARP by proxy."""
+    problems = [p for pod in pods_here if (p := diagnose_calico.veth(node.name, pod, facts))]
+    shown = ", ".join(f"{calico.veth_name(p)} ({p})" for p in pods_here)
+    bad = [pod for pod in pods_here if diagnose_calico.veth(node.name, pod, facts)]
+    observed = f"{len(pods_here) - len(bad)} of {len(pods_here)} as Calico makes them" + (
+        f"; not: {', '.join(bad)}" if bad else "")
+    return _result("interfaces", calico_veth_name(node), f"up, no address, proxy_arp 1: {shown}", observed,
+                   not problems, lambda: "; ".join(problems), node.name)
+
+
+def check_bgp(spec: LabSpec, node: Node, facts: Mapping[str, NodeFacts]) -> CheckResult:
+    own = facts[node.name].bgp
+    peers = [p for p in spec.nodes if p.name != node.name]
+    if own is None or not own.running:
+        observed = "BIRD does not answer"
+        ok = False
+    else:
+        states = {p.name: own.sessions.get(calico.mesh_name(p.ip), "missing") for p in peers}
+        observed = ", ".join(f"{name} {state}" for name, state in states.items())
+        ok = all("Established" in state for state in states.values())
+    return _result("routes", bgp_name(node), f"{len(peers)} sessions Established (full mesh, AS {calico.BGP_AS})",
+                   observed, ok, lambda: diagnose_calico.bgp(spec, node, facts) or "the mesh is incomplete", node.name)
+
+
+def check_route(spec: LabSpec, exp: RouteExpectation, facts: NodeFacts,
+                all_facts: Mapping[str, NodeFacts] | None = None) -> CheckResult:
+    wanted = str(exp.route) + (" scope link" if exp.pod else "")
     found = facts.routes_to(exp.route.dst)
-    ok = any(r.dev == exp.route.dev and r.via == exp.route.via for r in found)
+    # Who made a route is part of Calico's lesson (BIRD learned it, Felix wrote it); flannel's are all boot.
+    ok = any(r.dev == exp.route.dev and r.via == exp.route.via and r.blackhole == exp.route.blackhole
+             and (spec.calico is None or r.proto == exp.route.proto) for r in found)
     if found:
         observed = "; ".join(str(r) for r in found)
     else:
         used = facts.route_for(exp.route.dst.network_address)
         observed = f"no route to {exp.route.dst}" + (f" (packets would follow {used})" if used else "")
-    return _result("routes", route_name(exp), wanted, observed, ok, lambda: diagnose.route(spec, exp, facts), exp.node)
+    return _result("routes", route_name(exp), wanted, observed, ok,
+                   lambda: diagnose.route(spec, exp, facts, all_facts), exp.node)
 
 
 def check_eth0_routes(spec: LabSpec, node: Node, facts: NodeFacts) -> CheckResult:
@@ -122,8 +154,11 @@ def node_checks(spec: LabSpec, facts: Mapping[str, NodeFacts], pods: Sequence[Po
         here = [p.name for p in pods if p.node == node.name]
         results += [check_interface(e, nf) for e in node_interfaces(spec, node, has_pods=bool(here))]
         if here:
-            results.append(check_veths(node, nf, here))
-        results += [check_route(spec, e, nf) for e in node_routes(spec, node, has_pods=bool(here))]
+            results.append(check_calico_veths(node, nf, here) if spec.calico else check_veths(node, nf, here))
+        local = [(p.name, p.ip) for p in pods if p.node == node.name]
+        results += [check_route(spec, e, nf, facts) for e in node_routes(spec, node, has_pods=bool(here), pods=local)]
+        if spec.calico is not None and spec.calico.uses_bgp and nf.bgp is not None:
+            results.append(check_bgp(spec, node, facts))
         results.append(check_eth0_routes(spec, node, nf))
         results.append(check_forwarding(node, nf))
     return results
@@ -145,6 +180,8 @@ def check_node_trace(spec: LabSpec, src: Node, dst: Node, run: TraceRun,
 def check_pod_address(spec: LabSpec, pod: Pod, observed: Sequence[IPv4Interface], second: bool = False) -> CheckResult:
     node = spec.node(pod.node)
     ok = bool(observed) and all(a.ip in node.pod_subnet and a.ip != node.pod_gateway for a in observed)
+    if spec.calico is not None:  # Calico: a /32 from the node's block (its first address may be the tunnel's)
+        ok = ok and all(a.network.prefixlen == 32 for a in observed)
     shown = ", ".join(str(a) for a in observed) or "no IPv4 address"
     return _result("pods", pod_address_name(node, second), f"an address in {node.pod_subnet} (not {node.pod_gateway})",
                    f"{pod.name}: {shown}", ok, lambda: diagnose.pod_address(node, observed), node.name)
@@ -160,7 +197,7 @@ def check_pod_trace(spec: LabSpec, src: Pod, dst: Pod, run: TraceRun, facts: Map
     return _result("pod traces", pod_trace_name(spec, src_node, dst_node), expected,
                    f"{src.name} -> {dst.ip}: {run.describe()}", ok,
                    lambda: diagnose.pod_trace(spec, src_node, dst_node, dst.ip, run.path, facts, pod_addresses,
-                                              source=src.ip),
+                                              source=src.ip, pods=(src.name, dst.name)),
                    src_node.name)
 
 

@@ -58,6 +58,10 @@ def interface(exp: InterfaceExpectation, facts: NodeFacts) -> str:
     if not link.up:
         if exp.name == BRIDGE_IF:
             return cni0_down(exp.node)
+        if exp.name in ("tunl0", "vxlan.calico"):
+            from k8slab.verify import diagnose_calico
+
+            return diagnose_calico.tunnel_down(exp.node, exp.name)
         return f"{exp.name} is down on {exp.node}; `ip link set {exp.name} up` (or `vagrant reload {exp.node}`)"
     if exp.name == HOST_ONLY_IF:
         return (f"{exp.node}'s {HOST_ONLY_IF} does not carry its lab.yaml address: the VM was made from another "
@@ -78,7 +82,12 @@ def veths(node: str, facts: NodeFacts) -> str:
             "moved off the bridge; delete and recreate the pod")
 
 
-def route(spec: LabSpec, exp: RouteExpectation, facts: NodeFacts) -> str:
+def route(spec: LabSpec, exp: RouteExpectation, facts: NodeFacts,
+          all_facts: Mapping[str, NodeFacts] | None = None) -> str:
+    if spec.calico is not None:
+        from k8slab.verify import diagnose_calico
+
+        return diagnose_calico.route(spec, exp, facts, all_facts)
     found = facts.routes_to(exp.route.dst)
     node = exp.node
     if exp.peer is None:  # the node's own pod subnet on cni0
@@ -143,7 +152,7 @@ def _route_problem(spec: LabSpec, facts: NodeFacts, peer: Node) -> str | None:
 def pod_trace(spec: LabSpec, src: Node, dst: Node, target: IPv4Address,
               observed: Sequence[IPv4Address | None], facts: Mapping[str, NodeFacts],
               pod_addresses: Mapping[IPv4Address, Sequence[IPv4Interface]] | None = None,
-              source: IPv4Address | None = None) -> str:
+              source: IPv4Address | None = None, pods: tuple[str, str] | None = None) -> str:
     """Why a trace from a pod on src to target (a pod on dst) did not show the expected hops.
 
     pod_addresses maps each pod's expected address to what its eth0 really carries: a pod whose
@@ -157,6 +166,15 @@ def pod_trace(spec: LabSpec, src: Node, dst: Node, target: IPv4Address,
             shown = ", ".join(str(a) for a in real) or "none"
             reasons.append(f"the {role} pod on {node.name} no longer has {ip} (its eth0 has {shown}): "
                            + pod_address(node, real))
+    if spec.calico is not None:
+        from k8slab.verify import diagnose_calico
+
+        src_pod, dst_pod = pods or (None, None)
+        reasons += diagnose_calico.pod_trace(spec, src, dst, target, facts, src_pod, dst_pod, source)
+        if src.name != dst.name:
+            reasons += [forwarding_off(n) for n in dict.fromkeys([src.name, dst.name])
+                        if (nf := facts.get(n)) is not None and nf.ip_forward == 0]
+        return "; ".join(dict.fromkeys(reasons)) or _shape_only(src, dst, observed)
     for name in dict.fromkeys([src.name, dst.name]):
         nf = facts.get(name)
         bridge = nf.link(BRIDGE_IF) if nf else None

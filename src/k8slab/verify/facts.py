@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import TYPE_CHECKING, Any
 
 from k8slab.errors import CommandFailedError
 from k8slab.labs.base import Result
-from k8slab.spec.route import Route
+from k8slab.spec import calico
+from k8slab.spec.route import RTPROT_BOOT, Route
 
 if TYPE_CHECKING:
     import testinfra.host
@@ -43,11 +44,21 @@ class LinkFact:
 
 
 @dataclass(frozen=True)
+class BgpFacts:
+    """What a node's BIRD says (`birdc show status`, `show protocols`); running False: no answer on its socket."""
+    running: bool
+    router_id: IPv4Address | None = None
+    sessions: Mapping[str, str] = field(default_factory=dict)  # Mesh_192_168_56_11 -> "up Established"
+
+
+@dataclass(frozen=True)
 class NodeFacts:
     node: str
     links: tuple[LinkFact, ...]
     routes: tuple[Route, ...]
     ip_forward: int | None  # None: could not be read
+    proxy_arp: Mapping[str, int] = field(default_factory=dict)  # cali* veth -> its proxy_arp (Calico)
+    bgp: BgpFacts | None = None  # Calico's BIRD, where the lab has one
 
     def link(self, name: str) -> LinkFact | None:
         return next((lk for lk in self.links if lk.name == name), None)
@@ -83,17 +94,45 @@ def parse_ip_addr(text: str) -> tuple[LinkFact, ...]:
     return tuple(links)
 
 
+# `ip -j route` names a route's protocol when /etc/iproute2/rt_protos does, else prints its number.
+PROTOCOLS = {"kernel": 2, "boot": RTPROT_BOOT, "static": 4, "bird": 12, "dhcp": 16}
+
+
 def parse_ip_route(text: str) -> tuple[Route, ...]:
-    """`ip -j route show table main` -> its IPv4 unicast routes (local/broadcast live in other tables)."""
+    """`ip -j route show table main` -> its IPv4 unicast and blackhole routes with who made them (Calico
+    blackholes a node's own block; local/broadcast live in other tables; unreachable ones are left out)."""
     routes = []
     for item in _json_list(text, "ip -j route show"):
-        if item.get("type", "unicast") != "unicast" or "dev" not in item:
-            continue  # blackhole/unreachable routes have no device and carry no traffic
+        kind = item.get("type", "unicast")
+        if kind not in ("unicast", "blackhole") or (kind == "unicast" and "dev" not in item):
+            continue
         dst = item["dst"]
         net = IPv4Network("0.0.0.0/0") if dst == "default" else IPv4Network(dst if "/" in dst else f"{dst}/32")
         via = IPv4Address(item["gateway"]) if "gateway" in item else None
-        routes.append(Route(net, item["dev"], via=via, onlink="onlink" in item.get("flags", [])))
+        proto = str(item.get("protocol", "boot"))
+        routes.append(Route(net, item.get("dev", ""), via=via, onlink="onlink" in item.get("flags", []),
+                            proto=PROTOCOLS.get(proto, int(proto) if proto.isdigit() else RTPROT_BOOT),
+                            blackhole=kind == "blackhole"))
     return tuple(routes)
+
+
+def parse_proxy_arp(text: str) -> dict[str, int]:
+    """`grep -H . /proc/sys/net/ipv4/conf/cali*/proxy_arp` -> {interface: value}."""
+    found = {}
+    for line in text.splitlines():
+        path, _, value = line.partition(":")
+        parts = path.split("/")
+        if len(parts) >= 2 and value.strip().isdigit():
+            found[parts[-2]] = int(value.strip())
+    return found
+
+
+def parse_bgp(status: str | None, protocols: str | None) -> BgpFacts:
+    """`birdc show status` and `birdc show protocols` (None: BIRD did not answer) -> BgpFacts."""
+    if status is None or protocols is None:
+        return BgpFacts(running=False)
+    match = re.search(r"Router ID is (\d+\.\d+\.\d+\.\d+)", status)
+    return BgpFacts(True, IPv4Address(match[1]) if match else None, calico.parse_bird_protocols(protocols))
 
 
 def parse_inet(text: str) -> tuple[IPv4Interface, ...]:
@@ -108,8 +147,12 @@ def gather_node(host: testinfra.host.Host, node: str) -> NodeFacts:
     for res, what in ((addr, "ip -j -d addr show"), (route, "ip -j -4 route show table main")):
         if res.rc != 0:
             raise FactsError(f"{node}: `{what}` failed (rc {res.rc}): {res.stderr.strip() or res.stdout.strip()}")
-    return NodeFacts(node=node, links=parse_ip_addr(addr.stdout), routes=parse_ip_route(route.stdout),
-                     ip_forward=read_forwarding(host))
+    links = parse_ip_addr(addr.stdout)
+    proxy_arp: dict[str, int] = {}
+    if any(lk.name.startswith(calico.VETH_PREFIX) for lk in links):
+        proxy_arp = parse_proxy_arp(host.run("grep -H . /proc/sys/net/ipv4/conf/cali*/proxy_arp").stdout)
+    return NodeFacts(node=node, links=links, routes=parse_ip_route(route.stdout),
+                     ip_forward=read_forwarding(host), proxy_arp=proxy_arp)
 
 
 def read_forwarding(host: testinfra.host.Host) -> int | None:

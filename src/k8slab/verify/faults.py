@@ -15,10 +15,11 @@ from ipaddress import IPv4Interface
 
 from k8slab.errors import CommandFailedError, LabStateError
 from k8slab.labs.base import Lab, Pod
+from k8slab.spec import calico
 from k8slab.spec.expect import RouteExpectation, node_routes
-from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_GATEWAY, NAT_IF
+from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF
 from k8slab.spec.model import LabSpec, Node
-from k8slab.verify import checks, diagnose, names
+from k8slab.verify import checks, diagnose, diagnose_calico, names
 
 EASY, HARD = "easy", "hard"
 LEVELS = (EASY, HARD)
@@ -83,6 +84,8 @@ class Fault:
     hints: Callable[[Pair], tuple[str, ...]]      # from vague to precise
     answer: Callable[[Pair], str]                 # what was done, in a sentence
     min_nodes: int = 2
+    # The dataplane it is made on: "flannel" or "calico" (any mode), or Calico with one pool mode ("calico VXLAN").
+    dataplane: str = "flannel"
     # False: no use for an exercise, because `exercise check` (verify) would undo or hide it: its pods make
     # the CNI bridge plugin set forwarding on and cni0 up again, and it traces between pods of its own.
     exercise: bool = True
@@ -189,6 +192,140 @@ FAULTS: tuple[Fault, ...] = (
           lambda p: f"{BRIDGE_IF} was set down on {p.dst.name}", exercise=False),
 )
 
+def applies(f: Fault, spec: LabSpec) -> bool:
+    """Whether the fault can be made on a lab of this spec (its dataplane, enough nodes)."""
+    return len(spec.nodes) >= f.min_nodes and on_dataplane(f, spec)
+
+
+def on_dataplane(f: Fault, spec: LabSpec) -> bool:
+    if f.dataplane in ("flannel", "calico"):
+        return spec.cni_plugin == f.dataplane
+    return spec.dataplane == f.dataplane
+
+
+def lab_dataplane(f: Fault) -> str:
+    """A dataplane the fault can be made on, for a lab of its own: its mode, else the plugin's default."""
+    return {"flannel": "flannel host-gw", "calico": f"calico {calico.DEFAULT_ENCAPSULATION}"}.get(f.dataplane, f.dataplane)
+
+
+# ---- Calico's faults (the rules that name them: verify/diagnose_calico.py) ----------------------------
+def _bird_ctl(p: Pair, node: Node) -> str:
+    """The node's BIRD control socket on the emulated lab (calico-node's is /var/run/calico/bird.ctl)."""
+    from k8slab.labs.netns.names import StatePaths
+
+    return str(StatePaths(p.spec.name).bird_dir / f"{node.name}.ctl")
+
+
+def _bird_start(p: Pair) -> tuple[Command, ...]:
+    from k8slab.labs.netns.names import StatePaths
+
+    base = StatePaths(p.spec.name).bird_dir / p.dst.name
+    return (Command(p.dst.name, ("bird", "-c", f"{base}.conf", "-s", f"{base}.ctl", "-P", f"{base}.pid")),)
+
+
+def _autodetect(address: str, back: str):
+    """Rewrite dst's BIRD config as calico-node would with another detected node address, and reload it."""
+    def commands(p: Pair) -> tuple[Command, ...]:
+        from k8slab.labs.netns.names import StatePaths
+
+        conf = str(StatePaths(p.spec.name).bird_dir / f"{p.dst.name}.conf")
+        old, new = (str(p.dst.ip), address) if back == "" else (address, str(p.dst.ip))
+        return (Command(p.dst.name, ("sed", "-i", "-e", f"s/router id {old};/router id {new};/",
+                                     "-e", f"s/source address {old};/source address {new};/", conf)),
+                Command(p.dst.name, ("birdc", "-s", _bird_ctl(p, p.dst), "configure")))
+    return commands
+
+
+def _cali_veth(p: Pair) -> str:
+    assert p.pod is not None, "this fault is made on a pod's veth"
+    return calico.veth_name(p.pod.name)
+
+
+def _vxlan_repair(p: Pair) -> tuple[Command, ...]:
+    """What Felix puts back once vxlan.calico is up again: the peers' VTEPs (the kernel flushed even the
+    permanent neighbours when the link went down) and dst's route to every peer's block."""
+    up = Command(p.dst.name, ("ip", "link", "set", calico.VXLAN_IF, "up"))
+    neighs = tuple(Command(p.dst.name, ("ip", "neigh", "replace", str(calico.tunnel_address(n.pod_subnet)), "lladdr",
+                                        calico.vtep_mac(n.ip), "dev", calico.VXLAN_IF, "nud", "permanent"))
+                   for n in p.spec.nodes if n.name != p.dst.name)
+    routes = tuple(Command(p.dst.name, _route_argv(r)) for r in node_routes(p.spec, p.dst) if r.route.dev == calico.VXLAN_IF)
+    return (up, *neighs, *routes)
+
+
+def _mesh_lost(p: Pair, cause: str, both_ways: bool) -> dict[str, str]:
+    """A node (dst) out of the BGP mesh: every node's BGP check, the peers' routes to dst's block (and dst's
+    to theirs when its own sessions are down too), and every cross-node trace with dst at one end."""
+    found = {names.bgp_name(n): cause for n in p.spec.nodes}
+    for n in p.spec.nodes:
+        if n.name == p.dst.name:
+            continue
+        to_dst = next(r for r in node_routes(p.spec, n) if r.peer == p.dst.name)
+        found[names.route_name(to_dst)] = cause
+        if both_ways:
+            found[names.route_name(next(r for r in node_routes(p.spec, p.dst) if r.peer == n.name))] = cause
+    return {**found, **{name: cause for name in p.cross_traces(p.dst)}}
+
+
+CALICO_FAULTS: tuple[Fault, ...] = (
+    Fault("calico-bird-down", "BIRD stopped on one node", EASY,
+          lambda p: (Command(p.dst.name, ("birdc", "-s", _bird_ctl(p, p.dst), "down")),), _bird_start,
+          # dst keeps its routes (BIRD's `persist`); its peers withdraw what they learned from it
+          lambda p: _mesh_lost(p, diagnose_calico.bird_down(p.dst.name), both_ways=False),
+          lambda p: ("the nodes no longer agree on their routes", "ask each node's BIRD: `birdc show protocols`",
+                     f"BIRD must run on {p.dst.name}"),
+          lambda p: f"BIRD, calico-node's BGP daemon, was stopped on {p.dst.name}", exercise=False,
+          dataplane="calico None"),
+    Fault("calico-node-address-eth0", "calico-node's address autodetected on eth0", HARD,
+          _autodetect(str(NAT_ADDRESS), ""), _autodetect(str(NAT_ADDRESS), "back"),
+          lambda p: _mesh_lost(p, diagnose_calico.AUTODETECT_FIX, both_ways=True),
+          lambda p: ("BGP sessions do not come up", f"`birdc show status` on {p.dst.name}: which router id?",
+                     "calico-node must use the eth1 address: IP_AUTODETECTION_METHOD=interface=eth1"),
+          lambda p: f"{p.dst.name}'s BIRD peers from {NAT_ADDRESS}, the address first-found autodetection picks",
+          exercise=False, dataplane="calico None"),
+    Fault("calico-proxy-arp-off", "proxy ARP off on a pod's cali veth", HARD,
+          lambda p: (Command(p.dst.name, ("sysctl", "-q", "-w", f"net.ipv4.conf.{_cali_veth(p)}.proxy_arp=0")),
+                     Command(p.pod.name, ("ip", "neigh", "flush", "dev", "eth0"), True)),
+          lambda p: (Command(p.dst.name, ("sysctl", "-q", "-w", f"net.ipv4.conf.{_cali_veth(p)}.proxy_arp=1")),),
+          lambda p: {
+              names.calico_veth_name(p.dst): diagnose_calico.proxy_arp_off(p.dst.name, _cali_veth(p), p.pod.name),
+              **{name: diagnose_calico.proxy_arp_off(p.dst.name, _cali_veth(p), p.pod.name)
+                 for name in [*p.cross_traces(p.dst), p.trace(p.dst, p.dst)]},
+          },
+          lambda p: ("one pod reaches nothing beyond its own link", (f"what answers the pod's ARP for "
+                     f"{calico.POD_GATEWAY}? `k8slab pod exec {p.pod.name} -- ip neigh`"),
+                     f"net.ipv4.conf.{_cali_veth(p)}.proxy_arp must be 1 on {p.dst.name}"),
+          lambda p: f"proxy ARP was switched off on pod {p.pod.name}'s veth {_cali_veth(p)}",
+          dataplane="calico"),
+    Fault("calico-pod-route-missing", "a pod's /32 route deleted", EASY,
+          lambda p: (Command(p.dst.name, ("ip", "route", "del", f"{p.pod.ip}/32")),),
+          lambda p: (Command(p.dst.name, ("ip", "route", "add", f"{p.pod.ip}/32", "dev", _cali_veth(p), "scope",
+                                          "link")),),
+          lambda p: {
+              names.route_name(next(r for r in node_routes(p.spec, p.dst, pods=[(p.pod.name, p.pod.ip)])
+                                     if r.pod)): f"the /32 route to pod {p.pod.name}",
+              **{name: f"the /32 route to pod {p.pod.name}" for name in [*p.cross_traces(p.dst),
+                                                                        p.trace(p.dst, p.dst)]},
+          },
+          lambda p: ("one pod is unreachable", f"`k8slab node exec {p.dst.name} -- ip route get {p.pod.ip}`",
+                     f"{p.dst.name} needs `{p.pod.ip} dev {_cali_veth(p)} scope link`"),
+          lambda p: f"the /32 route to pod {p.pod.name} ({p.pod.ip}) was deleted on {p.dst.name}",
+          dataplane="calico"),
+    Fault("calico-vxlan-down", "vxlan.calico down on one node", EASY,
+          lambda p: (Command(p.dst.name, ("ip", "link", "set", calico.VXLAN_IF, "down")),),
+          _vxlan_repair,
+          lambda p: {
+              f"{p.dst.name} has {calico.VXLAN_IF} with {calico.tunnel_address(p.dst.pod_subnet)}/32":
+                  diagnose_calico.tunnel_down(p.dst.name, calico.VXLAN_IF),
+              **{names.route_name(r): diagnose_calico.tunnel_down(p.dst.name, calico.VXLAN_IF)
+                 for r in node_routes(p.spec, p.dst) if r.route.dev == calico.VXLAN_IF},
+              **{name: diagnose_calico.tunnel_down(p.dst.name, calico.VXLAN_IF) for name in p.cross_traces(p.dst)},
+          },
+          lambda p: ("one node's pods reach no other node", f"`k8slab node exec {p.dst.name} -- ip link`",
+                     f"{calico.VXLAN_IF} on {p.dst.name} must be up"),
+          lambda p: f"{calico.VXLAN_IF} was set down on {p.dst.name}", exercise=False, dataplane="calico VXLAN"),
+)
+
+FAULTS = FAULTS + CALICO_FAULTS
 BY_ID = {f.id: f for f in FAULTS}
 
 

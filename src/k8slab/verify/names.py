@@ -18,6 +18,14 @@ def veth_name(node: Node) -> str:
     return f"{node.name} has a host-side veth on {BRIDGE_IF} for each of its pods"
 
 
+def calico_veth_name(node: Node) -> str:
+    return f"{node.name} has a cali veth per pod: no address, proxy ARP on"
+
+
+def bgp_name(node: Node) -> str:
+    return f"{node.name}'s BIRD has an Established BGP session with every other node"
+
+
 def route_name(exp: RouteExpectation) -> str:
     return exp.describe()
 

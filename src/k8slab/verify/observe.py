@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
@@ -13,7 +13,15 @@ from k8slab.labs.base import Lab, Pod, Progress, quiet
 from k8slab.spec.expect import POD_IF, hops_from_node, hops_from_pod
 from k8slab.spec.model import Node
 from k8slab.verify.concurrency import concurrently
-from k8slab.verify.facts import FactsError, KubeFacts, NodeFacts, gather_node, parse_inet, read_forwarding
+from k8slab.verify.facts import (
+    FactsError,
+    KubeFacts,
+    NodeFacts,
+    gather_node,
+    parse_bgp,
+    parse_inet,
+    read_forwarding,
+)
 from k8slab.verify.names import node_pairs
 from k8slab.verify.pods import SuitePods
 from k8slab.verify.tracing import TraceRun, trace_path
@@ -27,8 +35,15 @@ def forwarding_now(lab: Lab) -> dict[str, int | None]:
 
 
 def observe_nodes(lab: Lab) -> dict[str, NodeFacts]:
-    return concurrently({n.name: (lambda n=n: gather_node(lab.testinfra_host(n.name), n.name))
-                         for n in lab.spec.nodes})
+    """Every node's links, routes and forwarding; on a Calico lab in a BGP mode, what its BIRD says too
+    (labs that can ask BIRD have bgp_status(node) -> (`show status`, `show protocols`), None where it is silent)."""
+    def look(node: Node) -> NodeFacts:
+        facts = gather_node(lab.testinfra_host(node.name), node.name)
+        ask = getattr(lab, "bgp_status", None)
+        if lab.spec.calico is not None and lab.spec.calico.uses_bgp and callable(ask):
+            facts = replace(facts, bgp=parse_bgp(*ask(node.name)))
+        return facts
+    return concurrently({n.name: (lambda n=n: look(n)) for n in lab.spec.nodes})
 
 
 def pod_addresses(lab: Lab, pods: Iterable[Pod]) -> dict[IPv4Address, tuple[IPv4Interface, ...]]:

@@ -20,6 +20,7 @@ from k8slab.errors import CommandFailedError
 from k8slab.labs.base import Progress
 from k8slab.labs.netns import nsfs, state
 from k8slab.labs.netns.plan import BirdPlan
+from k8slab.spec import calico
 
 BIRD = "bird"
 BIRDC = "birdc"
@@ -63,17 +64,17 @@ def protocols(socket: str) -> dict[str, str] | None:
                           timeout=10, check=False)
     if proc.returncode != 0 or "Unable to connect" in proc.stdout:
         return None
-    return parse_protocols(proc.stdout)
+    return calico.parse_bird_protocols(proc.stdout)
 
 
-def parse_protocols(text: str) -> dict[str, str]:
-    """Rows of `birdc show protocols` (Name Proto Table State Since Info) -> {name: "state info"} for BGP."""
-    found = {}
-    for line in text.splitlines():
-        cols = line.split()
-        if len(cols) >= 4 and cols[1] == "BGP":
-            found[cols[0]] = " ".join(cols[3:4] + cols[5:])
-    return found
+def status(socket: str) -> tuple[str | None, str | None]:
+    """(`birdc show status`, `birdc show protocols`), None for each BIRD does not answer."""
+    def ask(*what: str) -> str | None:
+        proc = subprocess.run([BIRDC, "-s", socket, *what], capture_output=True, text=True, timeout=10, check=False)
+        return proc.stdout if proc.returncode == 0 and "Unable to connect" not in proc.stdout else None
+    if not Path(socket).exists():
+        return None, None
+    return ask("show", "status"), ask("show", "protocols")
 
 
 def wait_established(plans: Sequence[BirdPlan], progress: Progress, timeout: float = 120) -> None:

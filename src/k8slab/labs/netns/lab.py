@@ -321,6 +321,13 @@ class NetnsLab(Lab):
         self._require_up()
         return _run([*self.node_argv(node), *argv], timeout)
 
+    def bgp_status(self, node: str) -> tuple[str | None, str | None]:
+        """What the node's BIRD says (`birdc show status`, `show protocols`) on its control socket in the
+        lab's state dir; (None, None) when it does not answer (stopped, or not a BGP mode)."""
+        self._require_up()
+        self.spec.node(node)
+        return bird.status(str(self.paths.bird_dir / f"{node}.ctl"))
+
     def testinfra_host(self, node: str) -> testinfra.host.Host:
         from k8slab.labs.netns.testinfra_backend import host
 

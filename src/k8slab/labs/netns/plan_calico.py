@@ -213,7 +213,7 @@ def bird_config(spec: LabSpec, node: Node, log: str, router_id: IPv4Address | No
     for peer in spec.nodes:
         if peer is node:
             continue
-        lines += [f"protocol bgp {mesh_name(peer.ip)} from bgp_template {{",
+        lines += [f"protocol bgp {calico.mesh_name(peer.ip)} from bgp_template {{",
                   f"  neighbor {peer.ip} as {calico.BGP_AS};",
                   f"  source address {me};"]
         if int(peer.ip) > int(me):
@@ -221,10 +221,6 @@ def bird_config(spec: LabSpec, node: Node, log: str, router_id: IPv4Address | No
         lines += ["  graceful restart time 120;", "}"]
     return "\n".join(lines) + "\n"
 
-
-def mesh_name(ip: IPv4Address) -> str:
-    """Calico's name for the session to a mesh peer: Mesh_192_168_56_11."""
-    return "Mesh_" + str(ip).replace(".", "_")
 
 
 def describe_node(spec: LabSpec, node: Node) -> list[str]:
