@@ -1,5 +1,6 @@
-"""Ctrl-C while verify or the walkthrough removes its pods: the removal finishes, no pod is left
-half made (its record without its veth, which then fails the next verify). Real lab, real CNI.
+"""Ctrl-C, SIGTERM or SIGHUP while verify or the walkthrough removes its pods: the removal finishes, no pod
+is left half made (its record without its veth, which then fails the next verify), and the signal is then
+delivered, not swallowed. Real lab, real CNI.
 
 The interrupt is sent by the test itself at the moment the first pod is being removed, so it lands
 in the cleanup every time rather than by luck of timing."""
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from k8slab import interrupts
 from k8slab.labs.netns import NetnsLab, dns
 from k8slab.teach.walkthroughs.runner import run_walkthrough
 from k8slab.teach.walkthroughs.tutorial import TUTORIAL
@@ -32,22 +34,34 @@ def lab() -> Iterator[NetnsLab]:
         assert leftovers(lab.spec.name) == []
 
 
-def interrupt_at_first_removal(seen: list[str]):
-    """A Progress that presses Ctrl-C (SIGINT to this process) when the first pod removal starts."""
+SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+
+
+@pytest.fixture
+def installed():
+    """The CLI's handlers: SIGTERM and SIGHUP raise like Ctrl-C (without them SIGTERM would end pytest)."""
+    old = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
+    interrupts.install()
+    yield
+    for s, handler in old.items():
+        signal.signal(s, handler)
+
+
+def interrupt_at_first_removal(seen: list[str], signum: int):
+    """A Progress that sends signum to this process when the first pod removal starts."""
     def progress(line: str) -> None:
         seen.append(line)
         if line.startswith("removing pod") and sum(s.startswith("removing pod") for s in seen) == 1:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
 
     return progress
 
 
-def uninterrupted(call):
-    """call(); a KeyboardInterrupt out of it means the cleanup was cut short (pytest would stop the run)."""
-    try:
-        return call()
-    except KeyboardInterrupt:
-        pytest.fail("Ctrl-C cut the pods' removal short", pytrace=False)
+def interrupted_after_cleanup(call, signum: int) -> None:
+    """call() must end by the signal (never swallowed), but only once its cleanup is over."""
+    with pytest.raises(KeyboardInterrupt) as caught:
+        call()
+    assert getattr(caught.value, "signum", signal.SIGINT) == signum
 
 
 def pod_namespaces(lab: NetnsLab) -> list[str]:
@@ -55,21 +69,21 @@ def pod_namespaces(lab: NetnsLab) -> list[str]:
     return [n for n in leftovers(lab.spec.name) if "_pod-" in n and not n.endswith(dns.POD)]
 
 
-def test_ctrl_c_while_verify_removes_its_pods_leaves_none(lab):
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_a_signal_while_verify_removes_its_pods_leaves_none(lab, installed, signum):
     seen: list[str] = []
-    uninterrupted(lambda: run_checks(lab, progress=interrupt_at_first_removal(seen)))
+    interrupted_after_cleanup(lambda: run_checks(lab, progress=interrupt_at_first_removal(seen, signum)), signum)
     removals = [s for s in seen if s.startswith("removing pod")]
     assert len(removals) == 2 * len(lab.spec.nodes), seen  # every pod's removal ran, not just the first
     assert lab.pods() == []
     assert pod_namespaces(lab) == []
 
 
-def test_ctrl_c_while_the_walkthrough_removes_its_pods_leaves_none(lab):
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_a_signal_while_the_walkthrough_removes_its_pods_leaves_none(lab, installed, signum):
     seen: list[str] = []
-    results, kept = uninterrupted(lambda: run_walkthrough(lab, TUTORIAL, [1], show=lambda result: None,
-                                                          capture=False, progress=interrupt_at_first_removal(seen)))
-    assert kept == []
-    assert [r.text.number for r in results] == [1]
+    interrupted_after_cleanup(lambda: run_walkthrough(lab, TUTORIAL, [1], show=lambda result: None, capture=False,
+                                                      progress=interrupt_at_first_removal(seen, signum)), signum)
     started = [s for s in seen if s.startswith("starting pod")]
     removals = [s for s in seen if s.startswith("removing pod")]
     assert started and len(removals) == len(started), seen

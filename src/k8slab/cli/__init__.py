@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 from importlib import import_module, metadata
 
+from k8slab import interrupts
 from k8slab.errors import K8slabError
 
 # Each module has register(subparsers); a subcommand sets func(args) -> int exit status.
@@ -56,11 +60,39 @@ def split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Ctrl-C, SIGTERM and SIGHUP undo what the command had half made and exit 128+signal,
+    never with a traceback and never 0; a reader that went away (`k8slab spec | head -1`) is a quiet exit."""
     if sys.platform == "win32":  # refused at start, before anything half works (README: Prerequisites)
         from k8slab.labs.vagrant_host import platform_problem
 
         print(f"k8slab: error: {platform_problem('Windows', '', '')}", file=sys.stderr)
         return 2
+    old = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
+    if threading.current_thread() is threading.main_thread():
+        interrupts.install()
+    try:
+        rc = _run(argv)
+    except BrokenPipeError:
+        return _reader_gone()
+    except KeyboardInterrupt as exc:
+        rc = _interrupted(getattr(exc, "signum", signal.SIGINT))
+    except Exception:
+        if interrupts.received() is None:
+            raise
+        # An interrupt that a library turned into another exception (asyncio's "Event loop stopped before
+        # Future completed" from netlink calls): still the interrupt, not a bug to show as a traceback.
+        rc = _interrupted(interrupts.received())
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for s, handler in old.items():
+                signal.signal(s, handler)
+    signum = interrupts.received()
+    if signum is not None and rc == 0:
+        rc = interrupts.exit_status(signum)  # caught and absorbed somewhere below: still not a success
+    return rc
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     own, command = split_command(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(own)
@@ -71,13 +103,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except K8slabError as exc:
-        print(f"k8slab: error: {exc}", file=sys.stderr)
+        print(f"k8slab: error: {_bounded(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("k8slab: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`| head`); cleanups already ran on the way out. Nothing more to say to
-        # nobody: stdout goes to /dev/null so the interpreter's final flush does not complain either.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, what a shell reports for a command cut off by a closed pipe
+
+
+MAX_MESSAGE = 4000  # an error quoting a huge input is cut, so a hostile spec cannot flood the terminal
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + f"... ({len(text) - MAX_MESSAGE} more characters)"
+
+
+def _interrupted(signum: int) -> int:
+    name = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)",
+            signal.SIGHUP: "hung up (SIGHUP)"}.get(signum, f"stopped by signal {signum}")
+    with contextlib.suppress(OSError):
+        print(f"k8slab: {name}", file=sys.stderr)
+    return interrupts.exit_status(signum)
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed the pipe: nothing more can be said to it. Point stdout at /dev/null so the
+    interpreter's final flush does not complain either, and exit as a shell reports SIGPIPE."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 128 + signal.SIGPIPE

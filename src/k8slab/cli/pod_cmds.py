@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 
 from k8slab.errors import LabStateError
+from k8slab.interrupts import Interrupted
 from k8slab.labs.base import Container, Lab, Result, name_problem
 from k8slab.labs.placement import node_name_clash, place
 from k8slab.labs.registry import BACKENDS, running_lab
@@ -106,7 +107,9 @@ def _backend_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _lab(args: argparse.Namespace) -> Lab:
-    return running_lab(load_spec(args.spec), args.backend)
+    lab = running_lab(load_spec(args.spec), args.backend)
+    lab.reap(console.say)  # pods a killed k8slab left half made, or a killed verify's: removed, and said so
+    return lab
 
 
 def _command(args: argparse.Namespace) -> list[str]:
@@ -210,6 +213,8 @@ def _interactive(argv: list[str]) -> int:
     while True:
         try:
             return proc.wait()
+        except Interrupted as exc:
+            proc.send_signal(exc.signum)  # SIGTERM/SIGHUP reached k8slab alone: pass it on, then wait
         except KeyboardInterrupt:
             continue  # the child got SIGINT too; report its exit status once it is gone
 

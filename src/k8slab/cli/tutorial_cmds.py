@@ -86,7 +86,11 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
     if args.step is not None and args.step not in walk.numbers:
         raise LabStateError(f"there is no step {args.step}; the {walk.name} walkthrough has steps "
                             f"{', '.join(map(str, walk.numbers))}")
-    return _walk(args, walk, running_lab(load_spec(args.spec), args.backend))
+    lab = running_lab(load_spec(args.spec), args.backend)
+    # One walkthrough at a time per lab (its pods have the tutorial's fixed names); without --keep its pods
+    # carry this run's mark, so if it is killed the next command that meets them removes them.
+    with lab.session("walkthrough", console.say, ephemeral=not args.keep):
+        return _walk(args, walk, lab)
 
 
 def _walk(args: argparse.Namespace, walk, lab) -> int:

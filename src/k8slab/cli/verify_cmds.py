@@ -55,7 +55,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     lab = open_for_verify(spec, args.backend, args.inventory)
     console.say(f"verifying lab {spec.name!r} ({lab.backend}, {len(spec.nodes)} nodes) against the tutorial")
     start = time.monotonic()
-    with console.activity("verifying") as progress:
+    # One verify or walkthrough at a time per lab: its checks count every pod; its pods carry this run's mark.
+    with lab.session("verify", console.say), console.activity("verifying") as progress:
         results = run_checks(lab, progress=progress)
     elapsed = time.monotonic() - start
     print(check_table.results_text(results, failed_only=args.failed))

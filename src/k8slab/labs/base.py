@@ -4,9 +4,10 @@ walkthrough, the acceptance suite) is written against this and nothing else."""
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -172,6 +173,19 @@ class Lab(abc.ABC):
     def pod_states(self) -> dict[str, PodState]:
         """Pod name -> READY and STATUS; backends that know better override this."""
         return {p.name: PodState(1, 1, "Running") for p in self.pods()}
+
+    # runs that own pods, and what a killed one left
+    @contextlib.contextmanager
+    def session(self, run: str, progress: Progress = quiet, ephemeral: bool = True) -> Iterator[None]:
+        """Hold the lab for one verify or walkthrough (`run`): a second one on the same lab waits, saying so, or
+        refuses clearly. ephemeral: the pods started inside belong to this run, and once its process is gone
+        (killed: SIGKILL runs no cleanup) the next command removes them. A backend without such state holds nothing."""
+        yield
+
+    def reap(self, progress: Progress = quiet) -> list[str]:
+        """Remove what a killed k8slab left behind (half-made pods, a dead run's pods), say so through progress,
+        and return their names. A backend whose cluster cleans up after itself has nothing to reap."""
+        return []
 
     # notes of the tools above the contract
     def notes_dir(self) -> Path:

@@ -41,7 +41,10 @@ def invoke(plugin_dir: Path, command: str, config: dict[str, Any], *, container_
                                  f"uses only {', '.join(sorted(ALLOWED_TYPES))}")
     argv = [str(plugin_dir / config["type"])]
     with nsfs.entered(run_in):
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        # A session of its own: a Ctrl-C on the terminal must not cut a plugin short (a DEL half done leaks an
+        # address); k8slab itself decides when to stop, after the plugin has finished.
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                start_new_session=True)
     try:
         out, err = proc.communicate(json.dumps(config).encode(), timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -146,7 +146,8 @@ class NetnsLab(Lab):
         return self.locked(create=create)
 
     @contextlib.contextmanager
-    def session(self, run: str, progress: Progress = quiet, timeout: float = 600) -> Iterator[None]:
+    def session(self, run: str, progress: Progress = quiet, ephemeral: bool = True,
+                timeout: float = 600) -> Iterator[None]:
         """One verify or walkthrough at a time on this lab (their checks count every pod, and the walkthrough's
         pods have fixed names): a second waits, saying so, and gives up clearly after timeout. Pods started
         inside carry `run` and this process's mark, so a later command knows them as orphans if it dies."""
@@ -154,7 +155,7 @@ class NetnsLab(Lab):
         self.reap(progress)
         with state.locked(self.paths.root, self.paths.session_lock, f"lab {self.spec.name!r} (a {run} runs on it)",
                           create=False, timeout=timeout, waiting=progress):
-            self._run = run
+            self._run = run if ephemeral else ""
             try:
                 yield
             finally:
@@ -451,29 +452,35 @@ class NetnsLab(Lab):
                 by_node.setdefault(node, []).append(name)
             made: dict[str, state.PodRecord] = {}
             made_lock = threading.Lock()
+            stop = threading.Event()
 
             def start_on(node: str) -> None:
                 for name in by_node[node]:
+                    if stop.is_set():
+                        return
                     rec = self._make_pod(name, node, plugin_dir, given[name])
                     with made_lock:
                         made[name] = rec
 
+            # Every worker is registered with the pool before an interrupt may surface (one raised while a
+            # thread starts would leave that thread unjoined, making a pod after the cleanup ran).
+            pool = ThreadPoolExecutor(max_workers=min(len(by_node), 2 * (os.cpu_count() or 1)))
             try:
-                with ThreadPoolExecutor(max_workers=min(len(by_node), 2 * (os.cpu_count() or 1))) as pool:
+                with no_interrupts():  # an interrupt held here surfaces at the end of this block, inside the try
                     futures = [pool.submit(start_on, node) for node in by_node]
-                    try:
-                        for f in futures:
-                            f.result()
-                    except BaseException:
-                        pool.shutdown(wait=True, cancel_futures=True)
-                        raise
+                for f in futures:
+                    f.result()
+                result = [Pod(made[n].name, made[n].node, IPv4Address(made[n].ip)) for n, _ in wanted]
             except BaseException:
-                with no_interrupts():
+                with no_interrupts():  # wait for the pods being made, then remove every one of them
+                    stop.set()
+                    pool.shutdown(wait=True, cancel_futures=True)
                     for rec in made.values():
                         self._remove_pod(rec, plugin_dir, strict=False)
                 raise
+            pool.shutdown(wait=True)
             self._sync_services()  # new endpoints and names for kube-proxy's chains and DNS
-            return [Pod(made[n].name, made[n].node, IPv4Address(made[n].ip)) for n, _ in wanted]
+            return result
 
     # ---- ClusterIP services (services.py; kube-proxy's chains in every node)
 
