@@ -100,8 +100,8 @@ def ipam_holders(lab: NetnsLab, node: str) -> list[str]:
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from k8slab.labs.netns import NetnsLab, cni, names, nsfs, pods
-    from k8slab.spec.model import load_spec
-    from k8slab.verify.checks import start_pods
+    from k8slab.spec.load import load_spec
+    from k8slab.verify.pods import start_pods
 
     spec_file, point = sys.argv[1], sys.argv[2]
     lab = NetnsLab(load_spec(spec_file))
