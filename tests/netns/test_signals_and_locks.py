@@ -16,7 +16,7 @@ import pytest
 
 from k8slab import interrupts
 from k8slab.errors import LabStateError
-from k8slab.labs.netns import NetnsLab, cni, names, nsfs, pods
+from k8slab.labs.netns import NetnsLab, cni, dns, names, nsfs, pods
 
 from .labtools import K8SLAB, ROOT, default_spec, run_cli, spec_data, unique_name, write_spec
 
@@ -42,6 +42,11 @@ def lab(labs) -> NetnsLab:
 @pytest.fixture
 def spec_path(lab, tmp_path):
     return write_spec(tmp_path / "lab.yaml", spec_data(), lab.spec.name)
+
+
+def pod_namespaces(lab: NetnsLab) -> list[str]:
+    """The pods' namespaces, the lab's own kube-dns pod aside."""
+    return [n for n in nsfs.list_netns(lab.prefix) if "_pod-" in n and not n.endswith(f"_pod-{dns.POD}")]
 
 
 def pod_traces(lab: NetnsLab, pod: str) -> list[str]:
@@ -99,7 +104,7 @@ def ipam_holders(lab: NetnsLab, node: str) -> list[str]:
 
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
-    from k8slab.labs.netns import NetnsLab, cni, names, nsfs, pods
+    from k8slab.labs.netns import NetnsLab, cni, dns, names, nsfs, pods
     from k8slab.spec.load import load_spec
     from k8slab.verify.pods import start_pods
 
@@ -146,13 +151,13 @@ def test_after_sigkill_during_pod_run_the_next_command_reaps_and_says_so(lab, sp
 
 def test_after_sigkill_during_verify_its_pods_are_reaped_by_the_next_command(lab, spec_path):
     killed(spec_path, "verify")
-    left = [n for n in nsfs.list_netns(lab.prefix) if "_pod-" in n]
+    left = pod_namespaces(lab)
     assert len(left) == 2 * len(lab.spec.nodes)
     assert lab.pods() != []
     out = run_cli(spec_path, "verify", "--backend", "netns", timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.count("its verify process") == len(left), out.stdout
-    assert lab.pods() == [] and [n for n in nsfs.list_netns(lab.prefix) if "_pod-" in n] == []
+    assert lab.pods() == [] and pod_namespaces(lab) == []
 
 
 def test_twenty_parallel_pod_deletes_never_crash(lab, spec_path):
@@ -168,7 +173,7 @@ def test_twenty_parallel_pod_deletes_never_crash(lab, spec_path):
     for name in names:
         rcs = sorted(o.returncode for o, n in zip(outs, names + names) if n == name)
         assert rcs == [0, 2], (name, [o.stderr for o, n in zip(outs, names + names) if n == name])
-    assert lab.pods() == [] and [n for n in nsfs.list_netns(lab.prefix) if "_pod-" in n] == []
+    assert lab.pods() == [] and pod_namespaces(lab) == []
 
 
 def test_a_second_verify_or_walkthrough_waits_then_refuses_clearly(lab):
