@@ -15,7 +15,7 @@ from k8slab.labs.kube_proxy import check, svc_chain
 from k8slab.labs.netns import NetnsLab, dns, names, services
 from k8slab.verify.services import service_checks
 
-from .labtools import default_spec, unique_name
+from .labtools import default_spec, run_cli, spec_data, unique_name, write_spec
 
 
 @pytest.fixture
@@ -109,3 +109,22 @@ def test_a_service_balances_over_every_endpoint_from_any_node(lab):
     lab.service_delete("web")
     assert svc_chain(svc, svc.ports[0]) not in services.saved_nat(node_ns)
     assert [s.name for s in lab.services()] == [dns.SERVICE]
+
+
+def test_service_commands(tmp_path, cli_labs):
+    name = unique_name("sc")
+    path = write_spec(tmp_path / "lab.yaml", spec_data(), name)
+    spec = default_spec(name)
+    cli_labs(spec)
+    assert run_cli(path, "up", "--backend", "netns").returncode == 0
+    for pod in ("web-1", "web-2"):
+        assert run_cli(path, "pod", "run", pod, "--image", "httpd").returncode == 0
+    done = run_cli(path, "service", "expose", "web", "--port", "80", "--pods", "web-1,web-2")
+    ip = spec.service_cidr.network_address + 2
+    assert done.returncode == 0 and f"service web is {ip}:80/tcp" in done.stdout, done.stderr
+    rows = {line.split()[1]: line.split() for line in run_cli(path, "service", "list").stdout.splitlines()[1:]}
+    assert rows["web"][:3] == ["default", "web", str(ip)] and rows["kube-dns"][2] == str(dns.cluster_ip(spec))
+    refused = run_cli(path, "service", "expose", "db", "--port", "5432", "--pods", "nope")
+    assert refused.returncode == 2 and "no pod named nope" in refused.stderr
+    assert run_cli(path, "service", "delete", "web").returncode == 0
+    assert "web" not in run_cli(path, "service", "list").stdout.split()

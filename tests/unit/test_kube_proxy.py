@@ -14,6 +14,7 @@ from k8slab.verify.services import check_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_spec(ROOT / "lab.yaml")
+DATA = Path(__file__).parent / "data"
 PODS = IPv4Network("10.244.0.0/16")
 WEB = Service("default", "web", IPv4Address("10.96.0.2"), (ServicePort(80, 8080),),
               tuple(IPv4Address(f"10.244.{n}.2") for n in (1, 2, 3)))
@@ -99,3 +100,28 @@ def test_verify_reports_each_node_and_names_the_broken_one():
     assert [(r.node, r.ok) for r in results] == [("node-1", True), ("node-2", False)]
     assert results[1].cause and "KUBE-SERVICES has 0 rules" in results[1].observed
     assert "web 10.96.0.2 -> 3 endpoints" in results[0].expected
+
+
+# the VirtualBox lab: services read back from kubectl, chains written by the real kube-proxy
+
+def test_services_read_back_from_kubectl_and_checked_against_kube_proxys_table():
+    from k8slab.labs.kubectl_services import expose_args, label_args, parse_services, unlabel_args
+
+    services = {s.name: s for s in parse_services((DATA / "kubectl-get-services-endpointslices.json").read_text())}
+    assert set(services) == {"kubernetes", "web", "kube-dns"}  # the headless one has no chains
+    web = services["web"]
+    assert web.endpoints == tuple(IPv4Address(a) for a in ("10.244.1.5", "10.244.1.6", "10.244.2.4"))  # ready only
+    assert [(p.name, p.protocol, p.port, p.target_port) for p in services["kube-dns"].ports] == [
+        ("dns", "udp", 53, 53), ("dns-tcp", "tcp", 53, 53), ("metrics", "tcp", 9153, 9153)]
+    saved = (DATA / "iptables-save-nat-kube-proxy.txt").read_text()  # in the shape kube-proxy 1.31 writes
+    assert check(saved, services.values()) == []
+    # the table lost one of web's endpoints, or its odds: named
+    dropped = "\n".join(line for line in saved.splitlines() if "-> 10.244.1.6:80" not in line)
+    assert "not the endpoints" in check(dropped, [web])[0]
+    assert "probability" in check(saved.replace("0.33333333349", "0.10000000000"), [web])[0]
+    # what k8slab asks kubectl: a label of its own that the service selects
+    assert label_args("web", ["a", "b"]) == ["label", "pods", "a", "b", "svc.k8slab.io/web=true", "--overwrite"]
+    assert expose_args("web", "a", 80, 8080, "tcp") == [
+        "expose", "pod", "a", "--name=web", "--port=80", "--target-port=8080", "--protocol=TCP",
+        "--selector=svc.k8slab.io/web=true"]
+    assert unlabel_args("web") == ["label", "pods", "-l", "svc.k8slab.io/web", "svc.k8slab.io/web-"]

@@ -98,7 +98,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return dict(action.choices)
 
 
-@pytest.mark.parametrize("group", ["pod", "node"])
+@pytest.mark.parametrize("group", ["pod", "node", "service"])
 def test_every_argument_has_help_with_an_example(group):
     for name, sub in _subparsers(_subparsers(build_parser())[group]).items():
         assert "example" in (sub.epilog or ""), f"{group} {name} has no examples"
@@ -106,3 +106,11 @@ def test_every_argument_has_help_with_an_example(group):
             if isinstance(action, argparse._HelpAction):
                 continue
             assert action.help and "e.g." in action.help, f"{group} {name} {action.dest}: {action.help!r}"
+
+
+def test_capture_arguments_have_help_with_an_example():
+    capture = _subparsers(build_parser())["capture"]
+    assert "example" in (capture.epilog or "")
+    for action in capture._actions:
+        if not isinstance(action, argparse._HelpAction):
+            assert action.help and "e.g." in action.help, f"capture {action.dest}: {action.help!r}"

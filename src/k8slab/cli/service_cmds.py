@@ -54,19 +54,19 @@ def _backend_arg(p: argparse.ArgumentParser) -> None:
 def _lab(args: argparse.Namespace) -> Lab:
     lab = running_lab(load_spec(args.spec), args.backend)
     if not hasattr(lab, "service_expose"):
-        raise LabStateError(f"k8slab's service commands run on the emulated lab; on the {lab.backend} lab use "
-                            f"kubectl there (`{lab.spec.command('ssh ' + lab.spec.control_plane.name)}`, then "
-                            "`sudo kubectl expose pod ...`)")
+        raise LabStateError(f"the {lab.backend} lab has no service commands; use kubectl there")
     return lab
 
 
 def cmd_expose(args: argparse.Namespace) -> int:
     lab = _lab(args)
     pods = [p.strip() for p in args.pods.split(",") if p.strip()]
-    rec = lab.service_expose(args.name, args.port, args.target_port or args.port, pods,  # type: ignore[attr-defined]
-                             args.protocol)
-    console.say(f"service {rec.name} is {rec.cluster_ip}:{rec.port}/{rec.protocol} -> {', '.join(rec.pods)} "
-                f"port {rec.target_port}, in every node's KUBE-SERVICES chain")
+    lab.service_expose(args.name, args.port, args.target_port or args.port, pods,  # type: ignore[attr-defined]
+                       args.protocol)
+    svc = next((s for s in lab.services() if s.name == args.name), None)  # type: ignore[attr-defined]
+    where = f"{svc.cluster_ip}:{args.port}/{args.protocol}" if svc else f"port {args.port}/{args.protocol}"
+    console.say(f"service {args.name} is {where} -> {', '.join(pods)} port {args.target_port or args.port}; "
+                f"every node's KUBE-SERVICES chain sends it there (`{lab.spec.command('service list')}`)")
     return 0
 
 
@@ -85,6 +85,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    rec = lab.service_delete(args.name)  # type: ignore[attr-defined]
-    console.say(f"service {rec.name} deleted; {rec.cluster_ip} is free and its chains are gone from every node")
+    lab.service_delete(args.name)  # type: ignore[attr-defined]
+    console.say(f"service {args.name} deleted; its address is free and its chains are gone from every node")
     return 0

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
+from k8slab.labs import kubectl_services
 from k8slab.labs.base import (
     Container,
     Lab,
@@ -30,6 +31,7 @@ from k8slab.labs.base import (
     node_row,
     quiet,
 )
+from k8slab.labs.kube_proxy import Service
 from k8slab.provision.inventory import SshEndpoint, endpoints_for, endpoints_from_inventory, ssh_config_text
 from k8slab.spec.model import LabSpec
 
@@ -293,6 +295,25 @@ class SshLab(Lab):
         if name not in names:
             raise LabStateError(f"no pod named {name!r} in lab {self.spec.name!r}; pods: {', '.join(names) or 'none'}")
         self._kubectl_ok("delete", "pod", name, "--now", "--wait=true", timeout=120, what=f"kubectl delete {name}")
+
+    # ClusterIP services: kubectl expose; the real kube-proxy writes the chains (kubectl_services.py)
+    def service_expose(self, name: str, port: int, target_port: int, pod_names: Sequence[str],
+                       protocol: str = "tcp") -> None:
+        known = self._pod_names()
+        missing = [p for p in pod_names if p not in known]
+        if missing or not pod_names:
+            raise LabStateError(f"no pod named {', '.join(missing) or '(none given)'}; pods: {', '.join(known) or 'none'}")
+        self._kubectl_ok(*kubectl_services.label_args(name, pod_names), what=f"kubectl label pods for {name}")
+        self._kubectl_ok(*kubectl_services.expose_args(name, pod_names[0], port, target_port, protocol),
+                         what=f"kubectl expose {name}")
+
+    def service_delete(self, name: str) -> None:
+        self._kubectl_ok("delete", "service", name, what=f"kubectl delete service {name}")
+        self._kubectl_ok(*kubectl_services.unlabel_args(name), what=f"kubectl label pods (removing {name}'s label)")
+
+    def services(self) -> list[Service]:
+        res = self._kubectl_ok("get", "services,endpointslices", "-A", "-o", "json", what="kubectl get services")
+        return kubectl_services.parse_services(res.stdout)
 
     def pod_run(self, name: str, argv: Sequence[str], timeout: float = 30, container: str | None = None) -> Result:
         result = self.kubectl("exec", name, *(["-c", container] if container else []), "--", *argv, timeout=timeout)
