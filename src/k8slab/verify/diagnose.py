@@ -174,7 +174,7 @@ def pod_trace(spec: LabSpec, src: Node, dst: Node, target: IPv4Address,
         if src.name != dst.name:
             reasons += [forwarding_off(n) for n in dict.fromkeys([src.name, dst.name])
                         if (nf := facts.get(n)) is not None and nf.ip_forward == 0]
-        return "; ".join(dict.fromkeys(reasons)) or _shape_only(src, dst, observed)
+        return "; ".join(dict.fromkeys(reasons)) or _calico_shape_only(src, dst, observed)
     for name in dict.fromkeys([src.name, dst.name]):
         nf = facts.get(name)
         bridge = nf.link(BRIDGE_IF) if nf else None
@@ -193,6 +193,17 @@ def pod_trace(spec: LabSpec, src: Node, dst: Node, target: IPv4Address,
     if reasons:
         return "; ".join(dict.fromkeys(reasons))
     return _shape_only(src, dst, observed)
+
+
+def _calico_shape_only(src: Node, dst: Node, observed: Sequence[IPv4Address | None]) -> str:
+    """No node shows a fault on a Calico lab, where hop 1 is the node's eth0 address (10.0.2.15) by rule."""
+    if not observed or all(h is None for h in observed):
+        return (f"nothing answered: the source pod cannot reach {src.name} (its ARP for 169.254.1.1 unanswered, "
+                "or its default route gone); or the node was too busy to answer in time: trace again")
+    if observed[0] == NAT_ADDRESS and all(h is None for h in observed[1:]):
+        return (f"the trace stops after {src.name}: the next node did not answer in time, or does not route "
+                f"{dst.pod_subnet} back (compare `ip route` on both nodes with the expected routes)")
+    return "the path differs from Calico's: compare `ip route` on both nodes with the expected routes"
 
 
 def _shape_only(src: Node, dst: Node, observed: Sequence[IPv4Address | None]) -> str:
