@@ -39,7 +39,6 @@ mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount --bind "$K8SLAB_DIR/hosts" /etc/hosts
 if [ -f /etc/hostname ]; then mount --bind "$K8SLAB_DIR/hostname" /etc/hostname; fi
 if [ -f "$K8SLAB_DIR/resolv.conf" ]; then mount --bind "$K8SLAB_DIR/resolv.conf" /etc/resolv.conf; fi
-mkdir -p "$K8SLAB_DIR/bin" && busybox --install -s "$K8SLAB_DIR/bin"
 set +e
 : > "$K8SLAB_DIR/started"
 cd /
@@ -62,9 +61,23 @@ def container_dir(state_dir: Path, pod: str, container: str) -> Path:
     return pod_dir(state_dir, pod) / container
 
 
-def search_path(cdir: Path) -> str:
-    """This machine's programs first, then busybox's applets (nslookup, httpd...) that Debian does not link."""
-    return f"{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}:{cdir / 'bin'}"
+def applets_dir(state_dir: Path) -> Path:
+    """busybox's applets (nslookup, httpd...) as links, which Debian's busybox package does not make; one
+    folder for the whole lab, made with the first container."""
+    return state_dir / "busybox"
+
+
+def search_path(state_dir: Path) -> str:
+    """This machine's programs first, then busybox's applets."""
+    return f"{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}:{applets_dir(state_dir)}"
+
+
+def _link_applets(state_dir: Path) -> None:
+    folder = applets_dir(state_dir)
+    if not (folder / "busybox-done").exists():
+        state.make_dirs(state_dir.parent, folder)
+        subprocess.run(["busybox", "--install", "-s", str(folder)], check=True, capture_output=True, timeout=30)
+        state.write_bytes(state_dir.parent, folder / "busybox-done", b"")
 
 
 def hosts_file(pod: str, ip: str) -> str:
@@ -88,7 +101,8 @@ def start(state_dir: Path, *, pod: str, ip: str, node: str, netns: Path, uts: Pa
     if image.port is not None:
         state.write_bytes(root, docroot / "index.html", image.page(pod, container.name, ip, node).encode())
     command = list(container.command) or image.command(docroot)
-    env = {"PATH": search_path(cdir), "HOME": "/root", "HOSTNAME": pod,
+    _link_applets(state_dir)
+    env = {"PATH": search_path(state_dir), "HOME": "/root", "HOSTNAME": pod,
            MARK: container.name, "K8SLAB_DIR": str(cdir)}
     argv = ["setsid", "--fork", "nsenter", f"--net={netns}", f"--uts={uts}", "--",
             "unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "--",
@@ -226,7 +240,7 @@ def exit_status(state_dir: Path, pod: str, container: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def exec_argv(pid: int, cdir: Path) -> list[str]:
+def exec_argv(pid: int, state_dir: Path) -> list[str]:
     """Enter a running container: its mount, PID, UTS and network namespaces (kubectl exec), with its PATH."""
     return ["nsenter", f"--target={pid}", "--mount", "--pid", "--uts", "--net", "--wd=/", "--",
-            "env", f"PATH={search_path(cdir)}"]
+            "env", f"PATH={search_path(state_dir)}"]

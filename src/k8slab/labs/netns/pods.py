@@ -71,7 +71,7 @@ def exec_argv(state_dir: Path, rec: PodRecord, container: str | None) -> list[st
         state = container_status(state_dir, rec, name, None)
         raise LabStateError(f"container {name} of pod {rec.name} is not running ({state}); "
                             f"its log: {containers.log_tail(containers.container_dir(state_dir, rec.name, name))}")
-    return containers.exec_argv(pid, containers.container_dir(state_dir, rec.name, name))
+    return containers.exec_argv(pid, state_dir)
 
 
 def container_status(state_dir: Path, rec: PodRecord, container: str, pid: int | None) -> str:
