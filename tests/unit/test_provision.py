@@ -142,7 +142,7 @@ def test_unreachable_host_is_named_with_a_hint(tmp_path):
     with pytest.raises(CommandFailedError) as err:
         check(result, tmp_path / "hosts.yml", HOSTS, "k8slab provision")
     assert f"could not reach {WORKER} over SSH" in str(err.value)
-    assert "vagrant status" in str(err.value)
+    assert "`k8slab status`" in str(err.value)
 
 
 def test_missing_ansible_playbook_is_detected_from_rc_127(tmp_path):

@@ -56,8 +56,8 @@ def legacy_machines(spec: LabSpec, vagrant_dir: Path = PROJECT_ROOT / ".vagrant"
 
 
 def inventory_path(spec: LabSpec) -> Path:
-    """The lab's Ansible inventory; the default lab keeps the historical inventory/hosts.yml."""
-    return INVENTORY_FILE if spec.name == "tutorial" else INVENTORY_FILE.with_name(f"hosts-{spec.name}.yml")
+    """The lab's own Ansible inventory (inventory/hosts-<lab name>.yml)."""
+    return INVENTORY_FILE.with_name(f"hosts-{spec.name}.yml")
 
 
 def _run(argv: list[str]) -> str:
@@ -205,7 +205,8 @@ class VagrantLab(SshLab):
         return self._endpoints
 
     def unreachable_hint(self, node: str) -> str:
-        return f"is the VM running? `vagrant status {node}` (or `k8slab status`)"
+        return (f"is the VM running? `{self.spec.command('status')}`; `{self.spec.command('up')}` boots stopped VMs "
+                "and provisions them")
 
     # lifecycle
     def is_up(self) -> bool:

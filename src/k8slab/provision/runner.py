@@ -140,8 +140,8 @@ def failure_message(result: PlaybookResult, inventory: Path, hosts: list[str], n
     lines = [f.describe() for f in failed]
     if unreachable:
         names = ", ".join(sorted({f.host for f in unreachable}))
-        lines.append(f"could not reach {names} over SSH ({unreachable[0].message}); check the VMs run with "
-                     f"`vagrant status` and that {inventory} points at them")
+        lines.append(f"could not reach {names} over SSH ({unreachable[0].message}); check the machines run "
+                     f"(`k8slab status`) and that {inventory} points at them")
     if not lines:
         lines.append(f"ansible-playbook ended with status {result.status}, rc {result.rc}")
     recap_text = recap(result.stats, hosts) if result.stats else ""
