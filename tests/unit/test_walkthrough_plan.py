@@ -11,6 +11,7 @@ from k8slab.render.walkthrough_text import format_skipped, summary
 from k8slab.spec.load import load_spec, parse_spec
 from k8slab.teach.walkthroughs import WALKTHROUGHS, walkthrough
 from k8slab.teach.walkthroughs.model import Check, Roles, StepResult, pods_of
+from k8slab.teach.walkthroughs.pods import PODS
 from k8slab.teach.walkthroughs.runner import plan
 from k8slab.teach.walkthroughs.tutorial import TUTORIAL
 
@@ -60,4 +61,8 @@ def test_only_a_full_passing_run_claims_every_step():
 
 def test_pods_use_the_tutorials_names_and_the_registry_names_the_walkthroughs():
     assert pods_of(TUTORIAL, TUTORIAL.numbers) == {"nginx", "httpd", "busybox"}
-    assert walkthrough("tutorial") is TUTORIAL and list(WALKTHROUGHS) == ["tutorial"]
+    assert walkthrough("tutorial") is TUTORIAL and list(WALKTHROUGHS) == ["tutorial", "pods"]
+    assert walkthrough("pods") is PODS and pods_of(PODS, PODS.numbers) == {"web", "hello-1", "hello-2", "hello-3",
+                                                                           "client"}
+    run, skipped = plan(spec_with(0), PODS, PODS.numbers)
+    assert run == [] and all("needs a worker" in s.why for s in skipped)  # both steps need a worker, and say so

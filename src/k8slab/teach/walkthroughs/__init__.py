@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from k8slab.errors import LabStateError
 from k8slab.teach.walkthroughs.model import Walkthrough
+from k8slab.teach.walkthroughs.pods import PODS
 from k8slab.teach.walkthroughs.tutorial import TUTORIAL
 
-WALKTHROUGHS: dict[str, Walkthrough] = {w.name: w for w in (TUTORIAL,)}
+WALKTHROUGHS: dict[str, Walkthrough] = {w.name: w for w in (TUTORIAL, PODS)}
 DEFAULT = TUTORIAL.name
 
 
