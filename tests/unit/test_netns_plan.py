@@ -3,6 +3,7 @@ computed from the spec: the tutorial's lab.yaml and a 4-node lab with another po
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import struct
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -193,12 +194,16 @@ def test_prefixes_keep_labs_apart():
 
 
 def test_node_names_that_would_collide_with_the_labs_own_namespaces_are_refused():
+    """By the spec itself (so `k8slab spec` refuses what `up` would), and by the plan of a spec made in code."""
     data = yaml.safe_load((ROOT / "lab.yaml").read_text())
+    good = load_spec(ROOT / "lab.yaml")
     for bad in ("hostonly", "pod-x", "nat-1"):
         data["nodes"][1]["name"] = bad
-        lab = NetnsLab(parse_spec(yaml.safe_dump(data)))
+        with pytest.raises(LabSpecError, match=f"'{bad}'.*emulated lab"):
+            parse_spec(yaml.safe_dump(data))
+        nodes = (good.nodes[0], dataclasses.replace(good.nodes[1], name=bad), *good.nodes[2:])
         with pytest.raises(LabSpecError, match=bad):
-            lab.plan()
+            NetnsLab(dataclasses.replace(good, nodes=nodes)).plan()
 
 
 @pytest.mark.parametrize("bad", ["Busybox", "-x", "x_y", "a" * 64, ""])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from k8slab.errors import K8slabError
-from k8slab.spec.facts import HOST_ONLY_IF
+from k8slab.spec.facts import DNS_LABEL, HOST_ONLY_IF
 from k8slab.spec.model import LabSpec, Node
 
 if TYPE_CHECKING:
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 
-# ASCII only and matched whole (fullmatch: `$` would let "web\n" through); no '/', '.' or '..' can pass.
-_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 MAX_SHOWN = 80  # a name echoed in an error is cut here, so a megabyte of argument is not printed back
 
 
@@ -41,7 +38,7 @@ def shown(name: str) -> str:
 def name_problem(kind: str, name: str) -> str | None:
     """The one check every pod and node name given to a command passes (exec, delete, trace, run): an ASCII
     DNS label, so a name can never be a path ("../lab") or carry anything but [a-z0-9-]."""
-    if not _DNS_LABEL.fullmatch(name):
+    if not DNS_LABEL.fullmatch(name):  # ASCII, whole: no '/', '.' or '..' can pass
         return (f"{kind} name {shown(name)} is not a DNS label: lowercase letters, digits and '-', starting and "
                 "ending with a letter or digit, at most 63 characters (as Kubernetes requires)")
     return None

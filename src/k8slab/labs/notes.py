@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from k8slab.errors import LabStateError
 from k8slab.labs.netns import state as private_files
+from k8slab.spec.facts import DNS_LABEL
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -18,12 +19,11 @@ if TYPE_CHECKING:
     from k8slab.labs.base import Lab
 
 T = TypeVar("T")
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
 
 
 def _path(lab: Lab, name: str) -> Path:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValueError(f"bad note name {name!r}")
     return lab.notes_dir() / f"{name}.json"
 
@@ -56,6 +56,6 @@ def remove(lab: Lab, name: str) -> None:
 
 def pod_names(data: Any) -> list[str]:
     """A validator for a list of pod names (DNS labels, as Kubernetes requires)."""
-    if not isinstance(data, list) or not all(isinstance(n, str) and DNS_LABEL.match(n) for n in data):
+    if not isinstance(data, list) or not all(isinstance(n, str) and DNS_LABEL.fullmatch(n) for n in data):
         raise ValueError("expected a list of pod names")
     return list(data)

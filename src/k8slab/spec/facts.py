@@ -49,8 +49,20 @@ CNI_BACKENDS = ("host-gw", "vxlan", "ipip")  # flannel's backends (ipip: pkg/bac
 CONTROL_PLANE_MIN_CPUS = 2
 CONTROL_PLANE_MIN_MEMORY_MB = 1700
 
-# A node name becomes a hostname and a Kubernetes node name: an RFC 1123 DNS label.
-DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# Patterns are used with fullmatch only, ASCII classes only: `$` would accept a trailing newline ("1.31\n")
+# and `\d` any Unicode digit ("1.٣١").
+# A node or pod name becomes a hostname and a Kubernetes name: an RFC 1123 DNS label.
+DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 # A lab name prefixes namespaces and interface names, whose 15-byte limit keeps it short.
 LAB_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?")
-KUBERNETES_MINOR = re.compile(r"^1\.\d{2}$")
+KUBERNETES_MINOR = re.compile(r"1\.[0-9]{2}")
+# Names the emulated lab gives its own namespaces next to the nodes' (k8slab-<lab>_hostonly, _nat-<node>,
+# _pod-<pod>): a node named like them would share a namespace with the switch, a NAT end or a pod.
+NETNS_HOSTONLY = "hostonly"
+NETNS_POD_PREFIX = "pod-"
+NETNS_NAT_PREFIX = "nat-"
+# What VirtualBox accepts for a VM (include/VBox/param.h: VMM_MAX_CPU_COUNT 64, MM_RAM_MAX_IN_MB 2097152 on
+# 64-bit hosts); beyond it `vagrant up` fails late, after the other VMs were made.
+MAX_CPUS = 64
+MIN_MEMORY_MB = 512
+MAX_MEMORY_MB = 2_097_152

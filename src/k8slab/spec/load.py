@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import stat
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -21,35 +23,124 @@ from k8slab.spec.facts import (
     HOST_ONLY_IF,
     KUBERNETES_MINOR,
     LAB_NAME,
+    MAX_CPUS,
+    MAX_MEMORY_MB,
+    MIN_MEMORY_MB,
     NAT_IF,
     NAT_NETWORK,
+    NETNS_HOSTONLY,
+    NETNS_NAT_PREFIX,
+    NETNS_POD_PREFIX,
     NODE_CIDR_PREFIX,
     ROLES,
     VBOX_HOST_ONLY_RANGE,
 )
 from k8slab.spec.model import LabSpec, Node
 
+MAX_SPEC_BYTES = 256 * 1024  # lab.yaml is a few hundred bytes; a bigger file is not a lab spec
+MAX_DEPTH = 20                # lab.yaml nests 4 deep; deeper nesting is refused before it recurses
+MAX_PROBLEMS = 50             # a hostile spec with a million mistakes gets the first ones, not all
+MAX_PROBLEM_CHARS = 300       # one problem quoting a huge value is cut
+
 
 def load_spec(path: str | Path = "lab.yaml") -> LabSpec:
+    """Read and validate lab.yaml. The file must be a regular file (a FIFO would block, /dev/zero never
+    end) of at most MAX_SPEC_BYTES, in UTF-8; every refusal is a LabSpecError, never a traceback."""
     path = Path(path)
+    return parse_spec(_read(path), source=str(path))
+
+
+def _read(path: Path) -> str:
+    def refuse(problem: str) -> LabSpecError:
+        return LabSpecError(str(path), [problem])
+
     try:
-        text = path.read_text()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; the type is checked on the open file.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise LabSpecError(str(path), ["file not found; pass --spec FILE or run from the project folder"]) from None
+        raise refuse("file not found; pass --spec FILE or run from the project folder") from None
     except OSError as exc:
-        raise LabSpecError(str(path), [f"cannot read it: {exc.strerror}"]) from None
-    return parse_spec(text, source=str(path))
+        raise refuse(f"cannot read it: {exc.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_SPEC_BYTES:
+        os.close(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise refuse(f"it is {_file_kind(st.st_mode)}, not a regular file; pass the path of a lab.yaml")
+        raise refuse(f"it is {st.st_size} bytes; a lab spec is at most {MAX_SPEC_BYTES} bytes")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            raw = f.read(MAX_SPEC_BYTES + 1)
+        except OSError as exc:
+            raise refuse(f"cannot read it: {exc.strerror}") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise refuse(f"it is over {MAX_SPEC_BYTES} bytes; a lab spec is at most {MAX_SPEC_BYTES} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise refuse(f"it is not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line} (offset {exc.start}); "
+                     "save it as UTF-8") from None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((what for test, what in kinds if test(mode)), "not a regular file")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses what lab.yaml never needs and an attacker would use: anchors and aliases (a
+    "billion laughs" expands them into gigabytes), duplicate keys (YAML says last wins: `name: mine ... name:
+    tutorial` would aim destroy at another lab) and nesting deeper than MAX_DEPTH (the composer recurses)."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(None, None, "anchors and aliases (&name, *name) are not allowed in "
+                                              "a lab spec; write each value out", event.start_mark)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep; a lab spec "
+                                                  "nests 4", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:
+                continue  # an unhashable key: the base class says so
+            if first is not key_node.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {_cut(repr(key), 80)} (first at line {first.line + 1}); YAML would "
+                    "keep the last one silently, so each key may appear once", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 def parse_spec(text: str, source: str = "lab.yaml") -> LabSpec:
+    if len(text) > MAX_SPEC_BYTES:
+        raise LabSpecError(source, [f"it is over {MAX_SPEC_BYTES} characters; a lab spec is at most that"])
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise LabSpecError(source, [f"YAML does not parse{where}: {problem}"]) from None
+        raise LabSpecError(source, [_cut(f"YAML does not parse{where}: {problem}", MAX_PROBLEM_CHARS)]) from None
+    except RecursionError:  # a parser step the depth cap does not cover: still a clear refusal
+        raise LabSpecError(source, [f"nested too deeply; a lab spec nests 4 levels (at most {MAX_DEPTH})"]) from None
     return _Validator(source).validate(data)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
 
 
 class _Validator:
@@ -60,7 +151,10 @@ class _Validator:
         self.problems: list[str] = []
 
     def fail(self, field: str, message: str) -> None:
-        self.problems.append(f"{field}: {message}")
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(_cut(f"{field}: {message}", MAX_PROBLEM_CHARS))
+        elif len(self.problems) == MAX_PROBLEMS:
+            self.problems.append("... and more problems; fix these first")
 
     def mapping(self, data: Any, field: str, required: set[str], optional: set[str]) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -79,7 +173,7 @@ class _Validator:
         value = data[key]
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
         if not ok:
-            self.fail(field, f"must be {kind.__name__ if kind is not str else 'a string'}, got {_kind(value)} {value!r}")
+            self.fail(field, f"must be {kind.__name__ if kind is not str else 'a string'}, got {_kind(value)} {_cut(repr(value), 60)}")
             return None
         return value
 
@@ -114,7 +208,7 @@ class _Validator:
 
         k8s = self.mapping(top.get("kubernetes", {}), "kubernetes", {"version", "pod_cidr", "service_cidr"}, set())
         version = self.typed(k8s, "version", "kubernetes.version", str)
-        if version is not None and not KUBERNETES_MINOR.match(version):
+        if version is not None and not KUBERNETES_MINOR.fullmatch(version):
             self.fail("kubernetes.version", f"{version!r} must be a minor release like \"1.31\" (quoted)")
         pod_cidr = self.network(k8s, "pod_cidr", "kubernetes.pod_cidr")
         service_cidr = self.network(k8s, "service_cidr", "kubernetes.service_cidr")
@@ -134,7 +228,7 @@ class _Validator:
             )
 
         self.check_overlaps(host_only, pod_cidr, service_cidr)
-        nodes = self.nodes(top.get("nodes"), host_only, pod_cidr, calico)
+        nodes = self.nodes(top.get("nodes"), host_only, pod_cidr, calico, present="nodes" in top)
 
         if self.problems:
             raise LabSpecError(self.source, self.problems)
@@ -176,6 +270,14 @@ class _Validator:
         return backend, None
 
     def check_overlaps(self, host_only: IPv4Network | None, pod: IPv4Network | None, svc: IPv4Network | None) -> None:
+        for field, net in (("kubernetes.pod_cidr", pod), ("kubernetes.service_cidr", svc)):
+            special = _special_range(net) if net is not None else None
+            if special:
+                self.fail(field, f"{net} overlaps {special}, which no pod or service address may use; pick a "
+                          "private range such as 10.244.0.0/16 (pods) or 10.96.0.0/12 (services)")
+        if svc is not None and svc.overlaps(NAT_NETWORK):
+            self.fail("kubernetes.service_cidr", f"{svc} overlaps VirtualBox's NAT network {NAT_NETWORK} (every "
+                      "node's eth0); pick a service CIDR apart from it")
         if pod is None:
             return
         others = [("network.host_only", host_only), ("VirtualBox's NAT network", NAT_NETWORK),
@@ -187,8 +289,10 @@ class _Validator:
             self.fail("kubernetes.service_cidr", f"{svc} overlaps network.host_only {host_only}")
 
     def nodes(self, raw: Any, host_only: IPv4Network | None, pod_cidr: IPv4Network | None,
-              calico: CalicoConfig | None = None) -> list[Node]:
+              calico: CalicoConfig | None = None, present: bool = True) -> list[Node]:
         if raw is None:
+            if present:  # `nodes:` with nothing under it (a missing key is reported by mapping())
+                self.fail("nodes", "is empty; list at least the control-plane node")
             return []
         if not isinstance(raw, list) or not raw:
             self.fail("nodes", f"must be a non-empty list of nodes, got {_kind(raw)}")
@@ -214,10 +318,13 @@ class _Validator:
             entry = self.mapping(item, field, {"name", "role", "ip"}, {"cpus", "memory"})
             name = self.typed(entry, "name", f"{field}.name", str)
             if name is not None:
-                field = f"nodes[{i}] ({name})"
-                if not DNS_LABEL.match(name):
-                    self.fail(f"{field}.name", f"{name!r} is not a valid hostname: lowercase letters, digits and '-', "
+                field = f"nodes[{i}] ({name if DNS_LABEL.fullmatch(name) else _cut(repr(name), 40)})"
+                if not DNS_LABEL.fullmatch(name):
+                    self.fail(f"{field}.name", f"{_cut(repr(name), 60)} is not a valid hostname: lowercase letters, digits and '-', "
                               "starting and ending with a letter or digit, at most 63 characters")
+                reserved = reserved_node_name_problem(name)
+                if reserved:
+                    self.fail(f"{field}.name", reserved)
                 if name in seen_names:
                     self.fail(f"{field}.name", f"duplicate: nodes[{seen_names[name]}] is also called {name!r}")
                 seen_names.setdefault(name, i)
@@ -226,10 +333,11 @@ class _Validator:
                 self.fail(f"{field}.role", f"unknown role {role!r}; use one of: {', '.join(ROLES)}")
             cpus = self.typed(entry, "cpus", f"{field}.cpus", int, 1)
             memory = self.typed(entry, "memory", f"{field}.memory", int, 1024)
-            if cpus is not None and cpus < 1:
-                self.fail(f"{field}.cpus", f"must be at least 1, got {cpus}")
-            if memory is not None and memory < 512:
-                self.fail(f"{field}.memory", f"must be at least 512 (MB), got {memory}")
+            if cpus is not None and not 1 <= cpus <= MAX_CPUS:
+                self.fail(f"{field}.cpus", f"must be 1 to {MAX_CPUS} (what VirtualBox gives a VM), got {cpus}")
+            if memory is not None and not MIN_MEMORY_MB <= memory <= MAX_MEMORY_MB:
+                self.fail(f"{field}.memory", f"must be {MIN_MEMORY_MB} to {MAX_MEMORY_MB} (MB; VirtualBox's limit), "
+                          f"got {memory}")
             if role == "control-plane":
                 if cpus is not None and cpus < CONTROL_PLANE_MIN_CPUS:
                     self.fail(f"{field}.cpus", f"kubeadm init refuses a control plane with fewer than "
@@ -295,6 +403,31 @@ class _Validator:
             self.fail(f"{field}.ip", f"duplicate: nodes[{seen[ip]}] also has {ip}")
         seen.setdefault(ip, i)
         return ip
+
+
+# Ranges no pod or service may take (RFC 6890): a route to them would capture the node's own traffic or never
+# leave it. 255.0.0.0/8 lies within 240.0.0.0/4, the limited broadcast address too.
+SPECIAL_RANGES = (
+    (IPv4Network("0.0.0.0/8"), '0.0.0.0/8 ("this network")'),
+    (IPv4Network("127.0.0.0/8"), "127.0.0.0/8 (loopback)"),
+    (IPv4Network("169.254.0.0/16"), "169.254.0.0/16 (link-local)"),
+    (IPv4Network("224.0.0.0/4"), "224.0.0.0/4 (multicast)"),
+    (IPv4Network("240.0.0.0/4"), "240.0.0.0/4 (reserved, and 255.255.255.255 broadcast)"),
+)
+
+
+def _special_range(net: IPv4Network) -> str | None:
+    return next((label for special, label in SPECIAL_RANGES if net.overlaps(special)), None)
+
+
+def reserved_node_name_problem(name: str) -> str | None:
+    """Why a node name would collide with the emulated lab's own namespaces, or None."""
+    if name == NETNS_HOSTONLY:
+        return f"{name!r} is the emulated lab's host-only switch namespace; rename the node"
+    for prefix in (NETNS_POD_PREFIX, NETNS_NAT_PREFIX):
+        if name.startswith(prefix):
+            return f"{name!r} starts with {prefix!r}, which the emulated lab uses for its own namespaces; rename the node"
+    return None
 
 
 def _first_subnets(cidr: IPv4Network, count: int):

@@ -26,6 +26,7 @@ from k8slab.labs.base import Container, InvalidNameError, Lab, Pod, PodState, Pr
 from k8slab.labs.netns import bird, calico_pods, cni, containers, dns, names, nsfs, pods, preflight, services, state
 from k8slab.labs.netns.plan import LabPlan, build_plan, loopback_config
 from k8slab.spec.facts import POD_IF
+from k8slab.spec.load import reserved_node_name_problem
 from k8slab.spec.model import LabSpec
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class NetnsLab(Lab):
     @property
     def lab_plan(self) -> LabPlan:
         if self._plan is None:
-            problems = [p for n in self.spec.nodes if (p := names.reserved_node_name_problem(n.name))]
+            problems = [p for n in self.spec.nodes if (p := reserved_node_name_problem(n.name))]
             if problems:
                 raise LabSpecError(self.spec.source, problems)
             self._plan = build_plan(self.spec, self.paths)

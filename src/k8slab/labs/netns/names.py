@@ -10,14 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from k8slab.labs.base import name_problem
+from k8slab.spec.facts import NETNS_HOSTONLY, NETNS_NAT_PREFIX, NETNS_POD_PREFIX
 from k8slab.spec.model import Node
 
 NETNS_DIR = Path("/run/netns")  # where `ip netns` keeps named namespaces; `ip netns list` reads it
 STATE_ROOT = Path("/run/k8slab")  # tmpfs on most systems: a reboot clears a lab the kernel forgot anyway
 
-HOSTONLY = "hostonly"
-POD_PREFIX = "pod-"
-NAT_PREFIX = "nat-"
+HOSTONLY = NETNS_HOSTONLY
+POD_PREFIX = NETNS_POD_PREFIX
+NAT_PREFIX = NETNS_NAT_PREFIX
 
 # The VirtualBox host's adapter on the host-only network is vboxnet0; the emulated host keeps the name.
 HOSTONLY_BRIDGE = "vboxnet0"
@@ -48,16 +49,6 @@ def pod_netns(lab: str, pod: str) -> str:
 def hostonly_port(node: Node) -> str:
     """The host-only switch's port for a node: index first, so truncation never makes two alike."""
     return f"n{node.index}-{node.name}"[:IFNAMSIZ]
-
-
-def reserved_node_name_problem(name: str) -> str | None:
-    """Why a node name would collide with the lab's other namespaces, or None."""
-    if name == HOSTONLY:
-        return f"node name {name!r} is the emulated lab's host-only switch namespace; rename the node"
-    for p in (POD_PREFIX, NAT_PREFIX):
-        if name.startswith(p):
-            return f"node name {name!r} starts with {p!r}, which the emulated lab uses for its own namespaces"
-    return None
 
 
 def pod_name_problem(name: str) -> str | None:
