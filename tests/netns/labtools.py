@@ -84,3 +84,15 @@ def host_snapshot() -> dict[str, list[str]]:
 def run_cli(spec_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([*K8SLAB, "--spec", str(spec_path), *args], check=False, capture_output=True,
                           text=True, timeout=timeout, cwd=ROOT)
+
+
+def up_through_cli(tmp_path: Path, register, tag: str = "") -> tuple[Path, LabSpec]:
+    """A lab with a unique name brought up by `k8slab up` from a spec file in tmp_path; register (the
+    cli_labs fixture) makes sure it is destroyed. Returns the spec file and the spec."""
+    name = unique_name(tag)
+    path = write_spec(tmp_path / "lab.yaml", spec_data(), name)
+    spec = default_spec(name)
+    register(spec)
+    done = run_cli(path, "up", "--backend", "netns")
+    assert done.returncode == 0, done.stderr
+    return path, spec

@@ -8,7 +8,7 @@ import subprocess
 from k8slab.labs.base import Container
 from k8slab.labs.netns import NetnsLab
 
-from .labtools import K8SLAB, ROOT, default_spec, run_cli, spec_data, unique_name, write_spec
+from .labtools import K8SLAB, ROOT, run_cli, up_through_cli
 
 
 def read_pcap(path) -> str:
@@ -18,11 +18,7 @@ def read_pcap(path) -> str:
 
 
 def test_capture_of_a_pod_opens_with_tcpdump(tmp_path, cli_labs):
-    name = unique_name("cap")
-    path = write_spec(tmp_path / "lab.yaml", spec_data(), name)
-    spec = default_spec(name)
-    cli_labs(spec)
-    assert run_cli(path, "up", "--backend", "netns").returncode == 0
+    path, spec = up_through_cli(tmp_path, cli_labs, "cap")
     lab = NetnsLab(spec)
     web = lab.pod_start("web", spec.workers[0].name, (Container("web", "httpd"),))
     client = lab.pod_start("client", spec.workers[-1].name)
@@ -49,11 +45,7 @@ def test_capture_of_a_pod_opens_with_tcpdump(tmp_path, cli_labs):
 
 
 def test_capture_for_some_seconds_on_a_node(tmp_path, cli_labs):
-    name = unique_name("cap")
-    path = write_spec(tmp_path / "lab.yaml", spec_data(), name)
-    spec = default_spec(name)
-    cli_labs(spec)
-    assert run_cli(path, "up", "--backend", "netns").returncode == 0
+    path, spec = up_through_cli(tmp_path, cli_labs, "cap")
     out = tmp_path / "eth1.pcap"
     done = run_cli(path, "capture", "--node", spec.workers[0].name, "--iface", "eth1", "-o", str(out),
                    "--seconds", "0.5")

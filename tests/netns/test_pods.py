@@ -16,7 +16,7 @@ from k8slab.labs.netns import NetnsLab, containers, names, nsfs
 from k8slab.labs.netns.images import IMAGES
 from k8slab.labs.placement import place
 
-from .labtools import K8SLAB, ROOT, default_spec, leftovers, run_cli, spec_data, unique_name, write_spec
+from .labtools import K8SLAB, ROOT, default_spec, leftovers, run_cli, unique_name, up_through_cli
 
 
 def lab_processes(lab: NetnsLab) -> list[int]:
@@ -124,11 +124,7 @@ def test_pod_delete_and_destroy_end_every_container(lab):
 
 
 def test_cli_kubectl_habits(tmp_path, cli_labs):
-    name = unique_name("c")
-    path = write_spec(tmp_path / "lab.yaml", spec_data(), name)
-    spec = default_spec(name)
-    cli_labs(spec)
-    assert run_cli(path, "up", "--backend", "netns").returncode == 0
+    path, spec = up_through_cli(tmp_path, cli_labs, "c")
     lab = NetnsLab(spec)
     expected = place(spec, []).node
     run = run_cli(path, "pod", "run", "web", "--image=httpd", "--container", "sidecar=busybox")
@@ -152,11 +148,7 @@ def test_cli_kubectl_habits(tmp_path, cli_labs):
 
 
 def test_destroy_after_a_cli_killed_mid_run_leaves_nothing(tmp_path, cli_labs):
-    name = unique_name("k")
-    path = write_spec(tmp_path / "lab.yaml", spec_data(), name)
-    spec = default_spec(name)
-    cli_labs(spec)
-    assert run_cli(path, "up", "--backend", "netns").returncode == 0
+    path, spec = up_through_cli(tmp_path, cli_labs, "k")
     lab = NetnsLab(spec)
     cli = subprocess.Popen([*K8SLAB, "--spec", str(path), "pod", "run", "web", "--node", spec.workers[0].name,
                             "--image", "nginx", "--container", "a=busybox", "--container", "b=httpd"],
@@ -168,4 +160,4 @@ def test_destroy_after_a_cli_killed_mid_run_leaves_nothing(tmp_path, cli_labs):
         cli.send_signal(signal.SIGKILL)
         cli.wait()
     lab.destroy()
-    assert lab_processes(lab) == [] and leftovers(name) == []
+    assert lab_processes(lab) == [] and leftovers(spec.name) == []

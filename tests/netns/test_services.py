@@ -15,7 +15,7 @@ from k8slab.labs.kube_proxy import check, svc_chain
 from k8slab.labs.netns import NetnsLab, dns, names, services
 from k8slab.verify.services import service_checks
 
-from .labtools import default_spec, run_cli, spec_data, unique_name, write_spec
+from .labtools import default_spec, run_cli, unique_name, up_through_cli
 
 
 @pytest.fixture
@@ -112,11 +112,7 @@ def test_a_service_balances_over_every_endpoint_from_any_node(lab):
 
 
 def test_service_commands(tmp_path, cli_labs):
-    name = unique_name("sc")
-    path = write_spec(tmp_path / "lab.yaml", spec_data(), name)
-    spec = default_spec(name)
-    cli_labs(spec)
-    assert run_cli(path, "up", "--backend", "netns").returncode == 0
+    path, spec = up_through_cli(tmp_path, cli_labs, "sc")
     for pod in ("web-1", "web-2"):
         assert run_cli(path, "pod", "run", pod, "--image", "httpd").returncode == 0
     done = run_cli(path, "service", "expose", "web", "--port", "80", "--pods", "web-1,web-2")

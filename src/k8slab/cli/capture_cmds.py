@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
+from k8slab.cli.args import backend_arg
 from k8slab.errors import CommandFailedError, LabStateError
 from k8slab.labs.base import Lab
 from k8slab.labs.capture import Capture, in_pod_by_address, is_pcap, over_ssh
-from k8slab.labs.registry import BACKENDS, running_lab
+from k8slab.labs.registry import running_lab
 from k8slab.render import console
 from k8slab.spec.facts import POD_IF
 from k8slab.spec.load import load_spec
@@ -38,8 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds (e.g. --seconds 10); "
                                                               "without --count or --seconds: at Ctrl-C")
     p.add_argument("--filter", default="", metavar="BPF", help="a tcpdump filter (e.g. --filter 'icmp or arp')")
-    p.add_argument("--backend", choices=BACKENDS, help="which lab (e.g. --backend netns; default: whichever of "
-                                                       "this spec is up)")
+    backend_arg(p)
     p.set_defaults(func=cmd_capture)
 
 

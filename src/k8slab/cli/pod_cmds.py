@@ -12,11 +12,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+from k8slab.cli.args import backend_arg, subcommand
 from k8slab.errors import LabStateError
 from k8slab.interrupts import Interrupted
 from k8slab.labs.base import Container, Lab, Result, name_problem
 from k8slab.labs.placement import node_name_clash, place
-from k8slab.labs.registry import BACKENDS, running_lab
+from k8slab.labs.registry import running_lab
 from k8slab.render import console
 from k8slab.spec.load import load_spec
 
@@ -32,17 +33,12 @@ EXEC_EXAMPLES = """examples:
 """
 
 
-def _parser(sub: argparse._SubParsersAction, name: str, help: str, epilog: str) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help, description=help, epilog=epilog,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     pod = sub.add_parser("pod", help="start, list, enter and delete pods, as kubectl does")
     pod_sub = pod.add_subparsers(dest="pod_command", metavar="ACTION")
     pod_sub.required = True
 
-    p = _parser(pod_sub, "run", "start a pod and print its node and address (kubectl run)", RUN_EXAMPLES)
+    p = subcommand(pod_sub, "run", "start a pod and print its node and address (kubectl run)", RUN_EXAMPLES)
     p.add_argument("name", type=pod_name, help="pod name, a DNS label that is not a node's name (e.g. web)")
     p.add_argument("--image", help="the first container's image (e.g. --image=httpd); default: httpd or nginx "
                                    "if a word of the name is one, else busybox")
@@ -52,37 +48,37 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="another container sharing the pod's network, repeatable (e.g. --container sidecar=busybox)")
     p.add_argument("argv", nargs="*", metavar="-- CMD ARGS", help="the first container's command instead of the "
                                                                  "image's own (e.g. -- sleep 3600)")
-    _backend_arg(p)
+    backend_arg(p)
     p.set_defaults(func=cmd_pod_run)
 
-    p = _parser(pod_sub, "list", "list pods: NAME READY STATUS IP NODE (kubectl get pods -o wide)",
+    p = subcommand(pod_sub, "list", "list pods: NAME READY STATUS IP NODE (kubectl get pods -o wide)",
                 "example:\n  k8slab pod list\n")
-    _backend_arg(p)
+    backend_arg(p)
     p.set_defaults(func=cmd_pod_list)
 
-    p = _parser(pod_sub, "exec", "run a command in a pod's container (kubectl exec)", EXEC_EXAMPLES)
+    p = subcommand(pod_sub, "exec", "run a command in a pod's container (kubectl exec)", EXEC_EXAMPLES)
     p.add_argument("-i", "--stdin", action="store_true", help="keep stdin open, as kubectl's -i (e.g. -it for a shell)")
     p.add_argument("-t", "--tty", action="store_true", help="give the command a terminal, as kubectl's -t (e.g. -it for a shell)")
     p.add_argument("name", type=pod_name, help="the pod (e.g. client)")
     p.add_argument("-c", "--container", help="which container (e.g. -c sidecar); default: the pod's first")
     p.add_argument("argv", nargs="*", metavar="-- CMD ARGS", help="the command (e.g. -- traceroute -n 10.244.2.2)")
-    _backend_arg(p)
+    backend_arg(p)
     p.set_defaults(func=cmd_pod_exec)
 
-    p = _parser(pod_sub, "delete", "delete a pod, its containers, and free its address", "example:\n"
+    p = subcommand(pod_sub, "delete", "delete a pod, its containers, and free its address", "example:\n"
                 "  k8slab pod delete web\n")
     p.add_argument("name", type=pod_name, help="the pod (e.g. web)")
-    _backend_arg(p)
+    backend_arg(p)
     p.set_defaults(func=cmd_pod_delete)
 
     node = sub.add_parser("node", help="run commands on a node")
     node_sub = node.add_subparsers(dest="node_command", metavar="ACTION")
     node_sub.required = True
-    p = _parser(node_sub, "exec", "run a command on a node", "examples:\n  k8slab node exec controlplane -- ip route\n"
+    p = subcommand(node_sub, "exec", "run a command on a node", "examples:\n  k8slab node exec controlplane -- ip route\n"
                 "  k8slab node exec node-1 -- tcpdump -ni cni0 icmp\n")
     p.add_argument("node", type=node_name, help="the node (e.g. node-1)")
     p.add_argument("argv", nargs="*", metavar="-- CMD ARGS", help="the command (e.g. -- ip route)")
-    _backend_arg(p)
+    backend_arg(p)
     p.set_defaults(func=cmd_node_exec)
 
 
@@ -99,11 +95,6 @@ def node_name(text: str) -> str:
     if problem:
         raise argparse.ArgumentTypeError(problem)
     return text
-
-
-def _backend_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=BACKENDS, help="which lab (e.g. --backend netns; default: whichever of "
-                                                       "this spec is up)")
 
 
 def _lab(args: argparse.Namespace) -> Lab:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 
+from k8slab.cli.args import backend_arg, subcommand
 from k8slab.errors import LabStateError
 from k8slab.labs.base import Lab
-from k8slab.labs.registry import BACKENDS, running_lab
+from k8slab.labs.registry import running_lab
 from k8slab.render import console
 from k8slab.spec.load import load_spec
 
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     svc_sub = svc.add_subparsers(dest="service_command", metavar="ACTION")
     svc_sub.required = True
 
-    p = _parser(svc_sub, "expose", "give pods one ClusterIP address that balances over them (kubectl expose)",
+    p = subcommand(svc_sub, "expose", "give pods one ClusterIP address that balances over them (kubectl expose)",
                 "examples:\n  k8slab service expose web --port 80 --pods web-1,web-2,web-3\n"
                 "  k8slab pod exec client -- wget -qO- web          # by name, through the cluster DNS\n"
                 "  k8slab node exec node-1 -- iptables -t nat -S KUBE-SERVICES\n")
@@ -26,29 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-port", type=int, help="the pods' port (e.g. --target-port 8080; default: --port)")
     p.add_argument("--pods", required=True, help="the endpoints, comma-separated (e.g. --pods web-1,web-2)")
     p.add_argument("--protocol", choices=("tcp", "udp"), default="tcp", help="(e.g. --protocol udp; default tcp)")
-    _backend_arg(p)
+    backend_arg(p)
     p.set_defaults(func=cmd_expose)
 
-    p = _parser(svc_sub, "list", "list services: NAMESPACE NAME CLUSTER-IP PORT ENDPOINTS (kubectl get svc -A)",
+    p = subcommand(svc_sub, "list", "list services: NAMESPACE NAME CLUSTER-IP PORT ENDPOINTS (kubectl get svc -A)",
                 "example:\n  k8slab service list\n")
-    _backend_arg(p)
+    backend_arg(p)
     p.set_defaults(func=cmd_list)
 
-    p = _parser(svc_sub, "delete", "delete a service and its chains on every node", "example:\n"
+    p = subcommand(svc_sub, "delete", "delete a service and its chains on every node", "example:\n"
                 "  k8slab service delete web\n")
     p.add_argument("name", help="the service (e.g. web)")
-    _backend_arg(p)
+    backend_arg(p)
     p.set_defaults(func=cmd_delete)
-
-
-def _parser(sub: argparse._SubParsersAction, name: str, help: str, epilog: str) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help, description=help, epilog=epilog,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
-
-
-def _backend_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=BACKENDS, help="which lab (e.g. --backend netns; default: whichever of "
-                                                       "this spec is up)")
 
 
 def _lab(args: argparse.Namespace) -> Lab:
