@@ -220,3 +220,21 @@ def test_eth1_with_another_address_is_refused(debian_rootfs, spec, tmp_path):
     run = run_playbook(tmp_path, moved, debian_rootfs, eth1=str(cp.ip), tags="preflight")
     assert run.rc != 0
     assert f"not {other} as lab.yaml says" in " ".join(run.output.split())
+
+
+def test_calico_role_renders_its_installation_and_a_second_run_changes_nothing(provisioned, tmp_path):
+    """The same node with lab.yaml's cni: switched to Calico: the calico role renders the operator's
+    Installation from the spec (its apply and wait need the cluster: tagged online), idempotently."""
+    spec = provisioned.spec.with_dataplane("calico VXLANCrossSubnet")
+    first = run_playbook(tmp_path, spec, provisioned.rootfs)
+    assert first.rc == 0, f"calico run failed:\n{first.output[-6000:]}"
+    assert "TASK [calico : Render Calico's Installation]" in first.output
+    second = run_playbook(tmp_path, spec, provisioned.rootfs)
+    assert second.rc == 0 and second.recap(spec.control_plane.name)["changed"] == 0, second.output[-4000:]
+    rendered = provisioned.host.file("/etc/k8slab/calico-installation.yaml")
+    assert rendered.mode == 0o600 and rendered.user == "root"
+    network = yaml.safe_load(rendered.content_string)["spec"]["calicoNetwork"]
+    (pool,) = network["ipPools"]
+    assert (pool["cidr"], pool["blockSize"], pool["encapsulation"]) == (
+        str(spec.pod_cidr), spec.calico.block_size, spec.calico.encapsulation)
+    assert network["nodeAddressAutodetectionV4"] == {"interface": HOST_ONLY_IF}

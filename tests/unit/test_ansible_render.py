@@ -278,3 +278,27 @@ def test_every_template_renders_with_plain_jinja2(spec):
     for path in templates:
         for node in spec.nodes:
             assert render(path.parts[-3], path.name, spec, node.name, worker_join=JOIN).strip()
+
+
+def test_flannel_ipip_backend():
+    spec = five_node_spec(backend="ipip")
+    objects = docs(render("flannel", "kube-flannel.yml.j2", spec, spec.control_plane.name))
+    net_conf = json.loads(objects["ConfigMap"]["data"]["net-conf.json"])
+    assert net_conf["Backend"] == {"Type": "ipip"} and net_conf["Network"] == str(spec.pod_cidr)
+
+
+@pytest.mark.parametrize("encapsulation", ["None", "IPIP", "VXLAN", "IPIPCrossSubnet", "VXLANCrossSubnet"])
+def test_calico_installation(encapsulation):
+    data = yaml.safe_load((ROOT / "lab.yaml").read_text())
+    data["cni"] = {"plugin": "calico", "encapsulation": encapsulation, "block_size": 27}
+    spec = parse_spec(yaml.safe_dump(data))
+    (installation,) = yaml.safe_load_all(render("calico", "calico-installation.yaml.j2", spec, spec.control_plane.name))
+    assert (installation["apiVersion"], installation["kind"]) == ("operator.tigera.io/v1", "Installation")
+    network = installation["spec"]["calicoNetwork"]
+    (pool,) = network["ipPools"]
+    assert (pool["cidr"], pool["blockSize"], pool["encapsulation"]) == (str(spec.pod_cidr), 27, encapsulation)
+    # first-found would pick the NAT address every VM shares; pinned to the host-only NIC
+    assert network["nodeAddressAutodetectionV4"] == {"interface": spec.cni_interface}
+    assert network["bgp"] == ("Enabled" if spec.calico.uses_bgp else "Disabled")
+    defaults = yaml.safe_load((ROLES / "calico" / "defaults" / "main.yml").read_text())
+    assert defaults["calico_version"].startswith("v3.")

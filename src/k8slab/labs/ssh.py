@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
-from k8slab.labs import kubectl_services
+from k8slab.labs import calico_cluster, kubectl_services
 from k8slab.labs.base import (
     Container,
     Lab,
@@ -252,6 +252,25 @@ class SshLab(Lab):
                                   sudo=e.user != "root")
 
     # Kubernetes
+    def adopt_cluster_blocks(self) -> None:
+        """On a Calico lab, take each node's pod subnet from the cluster's block affinities (which block a node
+        gets is calico-node's choice, not lab.yaml's order); a cluster that cannot say leaves the spec as it is."""
+        if self.spec.calico is None:
+            return
+        res = self.kubectl(*calico_cluster.BLOCK_AFFINITIES)
+        if res.ok:
+            self.spec = calico_cluster.with_cluster_blocks(self.spec, calico_cluster.blocks_from_affinities(res.stdout))
+
+    def bgp_status(self, node: str) -> tuple[str | None, str | None]:
+        """What calico-node's BIRD on node says (`birdcl show status`, `show protocols`); None where it is silent."""
+        pods = self.kubectl(*calico_cluster.CALICO_NODE_PODS)
+        pod = calico_cluster.calico_node_pods(pods.stdout).get(node) if pods.ok else None
+        if pod is None:
+            return None, None
+        status = self.kubectl(*calico_cluster.birdcl_args(pod, "show", "status"))
+        protocols = self.kubectl(*calico_cluster.birdcl_args(pod, "show", "protocols"))
+        return (status.stdout if status.ok else None), (protocols.stdout if protocols.ok else None)
+
     def kubectl(self, *args: str, timeout: float = 60) -> Result:
         """kubectl as cluster admin on the control plane."""
         return self.node_run(self.spec.control_plane.name, ["kubectl", f"--kubeconfig={ADMIN_KUBECONFIG}", *args],

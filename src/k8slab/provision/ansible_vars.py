@@ -104,7 +104,11 @@ def ansible_vars(spec: LabSpec) -> dict[str, Any]:
         "k8slab_kubeadm_api": release.kubeadm_api,
         "k8slab_containerd_version": release.containerd_version,
         "k8slab_runc_version": release.runc_version,
+        "k8slab_cni_plugin": spec.cni_plugin,
         "k8slab_cni_backend": spec.cni_backend,
+        # Calico's IPPool, in Calico's vocabulary (None on a flannel lab)
+        "k8slab_calico_encapsulation": spec.calico.encapsulation if spec.calico else None,
+        "k8slab_calico_block_size": spec.calico.block_size if spec.calico else None,
         "k8slab_cni_iface": spec.cni_interface,
         "k8slab_bridge_if": BRIDGE_IF,
         "k8slab_vxlan_if": VXLAN_IF,

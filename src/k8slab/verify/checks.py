@@ -34,6 +34,7 @@ from k8slab.verify.names import (
     eth0_routes_name,
     forwarding_name,
     interface_name,
+    kubernetes_names,
     node_trace_name,
     pod_address_name,
     pod_trace_name,
@@ -233,7 +234,8 @@ def check_kubernetes(spec: LabSpec, kube: KubeFacts) -> list[CheckResult]:
                            f"{spec.cni_backend} on {spec.pod_cidr}", observed,
                            conf == (str(spec.pod_cidr), spec.cni_backend),
                            lambda: diagnose.flannel_backend(spec, observed)))
-    return results
+    wanted = set(kubernetes_names(spec))
+    return [r for r in results if r.name in wanted]
 
 
 def _condition(item: dict | None, kind: str) -> tuple[str, str | None]:
