@@ -13,9 +13,10 @@ from typing import BinaryIO
 from k8slab.cli.args import backend_arg
 from k8slab.errors import CommandFailedError, LabStateError
 from k8slab.labs.base import Lab
-from k8slab.labs.capture import Capture, in_pod_by_address, is_pcap, over_ssh
+from k8slab.labs.capture import PCAP_MAGIC, Capture, in_pod_by_address, over_ssh
 from k8slab.labs.registry import running_lab
 from k8slab.render import console
+from k8slab.render.output_files import output_file
 from k8slab.spec.facts import POD_IF
 from k8slab.spec.load import load_spec
 
@@ -85,16 +86,13 @@ def cmd_capture(args: argparse.Namespace) -> int:
                                      f"{cap.seconds:g} s" if cap.seconds else "") if x) or "Ctrl-C"
     console.say(f"capturing on {where} until {until}{' (filter: ' + args.filter + ')' if args.filter else ''}")
     out: Path = args.output
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
-        with open(tmp, "wb") as f:
-            rc, said = _run(argv, f)
+    # A fresh temp file beside out, renamed onto it only when it holds a pcap (never following a symlink there)
+    with output_file(out, "capture") as f:
+        rc, said = _run(argv, f)
         # timeout(1) exits 124 when --seconds ended the capture: that is success
-        if rc not in (0, 124) or not is_pcap(tmp):
+        f.flush()
+        if rc not in (0, 124) or os.pread(f.fileno(), 4, 0) not in PCAP_MAGIC:
             raise CommandFailedError(f"the capture on {where} failed: {' '.join(said).strip() or f'exit {rc}'}")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     summary = next((line.strip() for line in said if "captured" in line), "")
     console.say(f"wrote {out} ({summary or 'capture ended'}); open it with `tcpdump -nr {out}` or Wireshark")
     return 0
