@@ -25,6 +25,11 @@ class NotRootError(K8slabError):
     """The emulated lab needs root (network namespaces)."""
 
 
+class UsageError(K8slabError):
+    """The command line asks for something that cannot be: an unknown node or pod name, options that do not
+    go together, a missing argument. Nothing was touched."""
+
+
 class LabStateError(K8slabError):
     """The lab is not in the state the command needs (already up, not up, unknown pod...)."""
 

@@ -29,7 +29,7 @@ import pytest
 
 from k8slab.errors import K8slabError
 from k8slab.labs.base import Lab
-from k8slab.labs.registry import BACKENDS, open_lab, running_lab
+from k8slab.labs.registry import BACKENDS, Selection, open_lab, running_lab
 from k8slab.spec.expect import InterfaceExpectation, RouteExpectation, hops_from_pod, node_interfaces, node_routes
 from k8slab.spec.load import load_spec
 from k8slab.spec.model import LabSpec
@@ -68,7 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--k8slab-spec", "--spec", dest="lab_spec", metavar="FILE",
                     default=os.environ.get("K8SLAB_SPEC") or None,
                     help="lab spec (default: lab.yaml in pytest's rootdir); env K8SLAB_SPEC")
-    group.addoption("--k8slab-backend", "--lab-backend", dest="lab_backend", choices=(*BACKENDS, "ssh"),
+    group.addoption("--k8slab-backend", "--lab-backend", dest="lab_backend", choices=BACKENDS,
                     default=os.environ.get("K8SLAB_BACKEND") or None,
                     help="netns (emulated), vagrant (VirtualBox) or ssh (with --k8slab-inventory); env "
                          "K8SLAB_BACKEND; default: the lab of the spec that is up")
@@ -98,17 +98,13 @@ def resolve(config: pytest.Config) -> LabTarget:
     target = LabTarget()
     config.stash[_KEY] = target
     try:
-        target.spec = load_spec(spec_path(config))
-        backend, inventory = config.getoption("lab_backend"), config.getoption("lab_inventory")
-        if inventory or backend == "ssh":
-            if not inventory:
-                raise K8slabError("--k8slab-backend ssh needs --k8slab-inventory FILE (or K8SLAB_INVENTORY)")
-            from k8slab.labs.ssh import SshLab
-
-            target.lab = SshLab.from_inventory(target.spec, Path(inventory))
-            return target
+        # The options default to K8SLAB_SPEC/BACKEND/INVENTORY; the CLI's own selection checks them alike.
+        chosen = Selection.resolve(spec_path(config), config.getoption("lab_backend"),
+                                   config.getoption("lab_inventory"), env={})
+        target.spec = load_spec(chosen.spec)
+        backend = chosen.backend
         try:
-            target.lab = running_lab(target.spec, backend)
+            target.lab = running_lab(target.spec, backend, chosen.inventory)
         except K8slabError as exc:
             if in_ci() and backend in (None, "netns"):
                 target.lab, target.bring_up = open_lab(target.spec, "netns"), True
@@ -135,11 +131,10 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     """Which lab the collected tests check (said only when some test uses it: `pytest tests/unit` probes nothing)."""
     if not _uses_lab(items):
         return []
-    from k8slab.verify.observe import has_kubernetes
 
     target = resolve(config)
     lines = [target.describe()]
-    if target.lab is not None and not has_kubernetes(target.lab):
+    if target.lab is not None and not target.lab.has_kubernetes:
         lines.append(f"k8slab: Kubernetes-facts tests deselected: the {target.lab.backend} lab has no Kubernetes API "
                      "(no kubectl); they run on the VirtualBox lab or an existing cluster")
     return lines
@@ -148,10 +143,9 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not any(item.get_closest_marker(KUBERNETES_MARK) for item in items):
         return
-    from k8slab.verify.observe import has_kubernetes
 
     target = resolve(config)
-    if target.lab is None or has_kubernetes(target.lab):
+    if target.lab is None or target.lab.has_kubernetes:
         return
     keep = [i for i in items if not i.get_closest_marker(KUBERNETES_MARK)]
     dropped = [i for i in items if i.get_closest_marker(KUBERNETES_MARK)]

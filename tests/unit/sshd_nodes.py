@@ -29,8 +29,9 @@ def _sh(*argv: str) -> None:
 
 
 @contextmanager
-def sshd_nodes(spec: LabSpec, workdir: Path) -> Iterator[dict[str, SshEndpoint]]:
-    """Endpoints (as root, by key) of one sshd per spec node; everything is removed on exit."""
+def sshd_nodes(spec: LabSpec, workdir: Path, bin_dir: Path | None = None) -> Iterator[dict[str, SshEndpoint]]:
+    """Endpoints (as root, by key) of one sshd per spec node; everything is removed on exit. bin_dir comes
+    first on the sessions' PATH (stand-ins for programs a real node has, such as kubectl)."""
     tag = f"{NS_PREFIX}{os.getpid()}"
     key = workdir / "id_ed25519"
     hostkey = workdir / "ssh_host_ed25519_key"
@@ -53,7 +54,9 @@ def sshd_nodes(spec: LabSpec, workdir: Path) -> Iterator[dict[str, SshEndpoint]]
                 f"AuthorizedKeysFile {workdir / 'authorized_keys'}", "PermitRootLogin prohibit-password",
                 "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
                 # pytest's tmp dirs sit under the world-writable /tmp, which StrictModes refuses
-                "StrictModes no", "PidFile none", "Subsystem sftp internal-sftp", ""]))
+                "StrictModes no", "PidFile none", "Subsystem sftp internal-sftp",
+                *([f"SetEnv PATH={bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+                  if bin_dir else []), ""]))
             # sshd needs /run/sshd; a tmpfs /run in a private mount namespace gives it one without
             # creating anything on the host.
             servers.append(subprocess.Popen(

@@ -49,7 +49,7 @@ def no_lab_work(monkeypatch):
         raise AssertionError("the command went on to the lab although its input was bad")
 
     monkeypatch.setattr("k8slab.cli.verify_cmds.run_checks", refuse)
-    monkeypatch.setattr("k8slab.cli.verify_cmds.open_for_verify", refuse)
+    monkeypatch.setattr("k8slab.cli.verify_cmds.running_lab", refuse)
     monkeypatch.setattr("k8slab.cli.tutorial_cmds.running_lab", refuse)
 
 
@@ -91,7 +91,8 @@ def test_ssh_without_virtualbox_says_so_and_what_to_use_instead(capsys, spec_fil
     monkeypatch.setattr(os, "execve", lambda *a: pytest.fail(f"exec'd {a[1]} although VirtualBox is missing"))
     rc, _, err = k8slab(capsys, spec_file, "ssh", "node-1")
     assert rc == 2
-    assert "VirtualBox is not installed" in err and "`k8slab node exec node-1 -- bash`" in err
+    assert "VirtualBox is not installed" in err
+    assert f"`k8slab --spec {spec_file} --backend netns node exec node-1 -- bash`" in err
 
 
 @pytest.mark.parametrize("command", [["status"], ["pod", "list"], ["node", "exec", "node-1", "--", "ip", "r"],
@@ -134,7 +135,7 @@ def test_no_lab_up_hint_names_the_spec_given(capsys, spec_file, monkeypatch):
     monkeypatch.setattr(NetnsLab, "unavailable_reason", classmethod(lambda cls: None))
     monkeypatch.setattr(NetnsLab, "is_up", lambda self: False)
     rc, _, err = k8slab(capsys, spec_file, "pod", "list", "--backend", "netns")
-    assert rc == 2 and f"`k8slab --spec {spec_file} up --backend netns`" in err
+    assert rc == 2 and f"`k8slab --spec {spec_file} --backend netns up`" in err
 
 
 def _tools_dir(where: Path, tools: list[str]) -> str:

@@ -1,4 +1,5 @@
-"""The `k8slab` command. Each group of subcommands lives in its own module and registers itself."""
+"""The `k8slab` command. Each group of subcommands lives in its own module and registers itself; the lab
+options (--spec, --backend, --inventory) are k8slab's own and accepted before or after any subcommand."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from importlib import import_module, metadata
 
 from k8slab import interrupts
 from k8slab.errors import K8slabError
+from k8slab.labs.registry import BACKENDS, ENV, Selection
 
-# Each module has register(subparsers); a subcommand sets func(args) -> int exit status.
+# Each module has register(subparsers); a subcommand sets func(args) -> int exit status. A module that
+# fails to import is a broken install: the error is raised, not a command quietly missing from --help.
 COMMAND_MODULES = ("lab_cmds", "vagrant_cmds", "pod_cmds", "service_cmds", "capture_cmds", "verify_cmds",
                    "tutorial_cmds", "exercise_cmds")
 
@@ -28,6 +31,28 @@ def _version() -> str:
         return __version__
 
 
+def add_lab_options(parser: argparse.ArgumentParser, default: object = None) -> None:
+    """--spec, --backend and --inventory: which lab a command means (Selection resolves them with the env)."""
+    group = parser.add_argument_group("which lab (before or after the command)")
+    group.add_argument("--spec", metavar="FILE", default=default,
+                       help=f"the lab spec, e.g. --spec my-lab.yaml (default: ${ENV['spec']}, else ./lab.yaml)")
+    group.add_argument("--backend", choices=BACKENDS, default=default,
+                       help="vagrant (VirtualBox VMs), netns (the emulated lab) or ssh (an existing cluster, with "
+                            f"--inventory), e.g. --backend netns; default: ${ENV['backend']}, else whichever lab "
+                            "of the spec is up")
+    group.add_argument("--inventory", metavar="FILE", default=default,
+                       help=f"an Ansible inventory of an existing cluster's machines, named like the spec's "
+                            f"nodes, e.g. --inventory hosts.yml (implies --backend ssh; default: ${ENV['inventory']})")
+
+
+def _subparsers(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                yield sub
+                yield from _subparsers(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="k8slab",
@@ -35,17 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
                         help="print k8slab's version and exit")
-    parser.add_argument("--spec", default="lab.yaml", metavar="FILE", help="lab spec (default: ./lab.yaml)")
+    add_lab_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
-        try:
-            module = import_module(f"k8slab.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"k8slab.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+        import_module(f"k8slab.cli.{name}").register(sub)
+    # After the subcommand too; SUPPRESS keeps a value given before it (a subparser's default would win).
+    for sub_parser in _subparsers(parser):
+        add_lab_options(sub_parser, default=argparse.SUPPRESS)
     return parser
 
 
@@ -101,6 +123,8 @@ def _run(argv: list[str] | None) -> int:
             parser.error(f"`-- {' '.join(command)}`: this command takes no program after --")
         args.argv = command
     try:
+        chosen = Selection.resolve(args.spec, args.backend, args.inventory)
+        args.spec, args.backend, args.inventory = str(chosen.spec), chosen.backend, chosen.inventory
         return int(args.func(args) or 0)
     except K8slabError as exc:
         print(f"k8slab: error: {_bounded(str(exc))}", file=sys.stderr)

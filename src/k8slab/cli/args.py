@@ -1,11 +1,9 @@
-"""Argument helpers the command modules share: a subcommand whose help shows its examples as written,
-and --backend with its example."""
+"""Argument helpers the command modules share: a subcommand whose help shows its examples as written.
+(--spec, --backend and --inventory are k8slab's own, added to every subcommand by cli/__init__.py.)"""
 
 from __future__ import annotations
 
 import argparse
-
-from k8slab.labs.registry import BACKENDS
 
 
 def subcommand(sub: argparse._SubParsersAction, name: str, help: str, epilog: str) -> argparse.ArgumentParser:
@@ -13,7 +11,3 @@ def subcommand(sub: argparse._SubParsersAction, name: str, help: str, epilog: st
     return sub.add_parser(name, help=help, description=help, epilog=epilog,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
-
-def backend_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=BACKENDS, help="which lab (e.g. --backend netns; default: whichever of "
-                                                       "this spec is up)")

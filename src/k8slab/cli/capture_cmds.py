@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from k8slab.cli.args import backend_arg
 from k8slab.errors import CommandFailedError, LabStateError
 from k8slab.labs.base import Lab
-from k8slab.labs.capture import PCAP_MAGIC, Capture, in_pod_by_address, over_ssh
+from k8slab.labs.capture import PCAP_MAGIC, Capture, in_pod_by_address
 from k8slab.labs.registry import running_lab
 from k8slab.render import console
 from k8slab.render.output_files import output_file
@@ -40,7 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds (e.g. --seconds 10); "
                                                               "without --count or --seconds: at Ctrl-C")
     p.add_argument("--filter", default="", metavar="BPF", help="a tcpdump filter (e.g. --filter 'icmp or arp')")
-    backend_arg(p)
     p.set_defaults(func=cmd_capture)
 
 
@@ -64,22 +62,17 @@ def capture_argv(lab: Lab, args: argparse.Namespace, cap: Capture) -> list[str]:
     """The command whose stdout is the pcap: local on the emulated lab, over ssh on an SSH lab."""
     if args.pod is not None:
         pod = lab.pod(args.pod)
-        enter = getattr(lab, "pod_argv", None)
-        if enter is not None:
-            return [*enter(pod.name), *cap.tcpdump()]
-        return over_ssh(lab.ssh_config_file(), pod.node, lab.endpoint(pod.node).user,  # type: ignore[attr-defined]
-                        in_pod_by_address(str(pod.ip), cap.tcpdump()))
+        local = lab.pod_argv(pod.name)
+        if local is not None:
+            return [*local, *cap.tcpdump()]
+        return lab.node_stream_argv(pod.node, in_pod_by_address(str(pod.ip), cap.tcpdump()))
     lab.spec.node(args.node)
-    enter = getattr(lab, "node_argv", None)
-    if enter is not None:
-        return [*enter(args.node), *cap.tcpdump()]
-    return over_ssh(lab.ssh_config_file(), args.node, lab.endpoint(args.node).user,  # type: ignore[attr-defined]
-                    cap.tcpdump())
+    return lab.node_stream_argv(args.node, cap.tcpdump())
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
     cap = request(args)
-    lab = running_lab(load_spec(args.spec), args.backend)
+    lab = running_lab(load_spec(args.spec), args.backend, args.inventory)
     argv = capture_argv(lab, args, cap)
     where = f"pod {args.pod}'s {cap.iface}" if args.pod else f"{args.node}'s {cap.iface}"
     until = " and ".join(x for x in (f"{cap.count} packets" if cap.count else "",

@@ -9,7 +9,7 @@ import secrets
 from k8slab.errors import LabStateError
 from k8slab.labs import notes
 from k8slab.labs.base import Lab
-from k8slab.labs.registry import BACKENDS, running_lab
+from k8slab.labs.registry import running_lab
 from k8slab.render import console
 from k8slab.spec.load import load_spec
 from k8slab.teach.exercise import NOTE, Exercise, choose, from_record
@@ -42,25 +42,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pick the fault and the nodes from N: the same N gives the same exercise (default: random)")
     p.add_argument("--level", choices=LEVELS, default=EASY,
                    help="easy: a route is missing; hard: a route leads the wrong way (default: easy)")
-    _backend_arg(p)
     p.set_defaults(func=cmd_start)
 
     p = ex_sub.add_parser("check", help="is the exercise solved? (runs verify's checks)",
                           epilog="example:\n  k8slab exercise check --hint",
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hint", action="store_true", help="also show one more hint (from vague to precise)")
-    _backend_arg(p)
     p.set_defaults(func=cmd_check)
 
     p = ex_sub.add_parser("give-up", help="show the answer and repair the lab",
                           epilog="example:\n  k8slab exercise give-up",
                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    _backend_arg(p)
     p.set_defaults(func=cmd_give_up)
-
-
-def _backend_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=BACKENDS, help="which lab (default: whichever of this spec is up)")
 
 
 def _current(lab: Lab) -> Exercise | None:
@@ -74,10 +67,10 @@ def _checks(lab: Lab) -> list[CheckResult]:
 
 def cmd_start(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
-    lab = running_lab(spec, args.backend)
+    lab = running_lab(spec, args.backend, args.inventory)
     if _current(lab) is not None:
-        raise LabStateError(f"an exercise is already running on lab {spec.name!r}; `{spec.command('exercise check')}` "
-                            f"to see if it is solved, or `{spec.command('exercise give-up')}` to end it")
+        raise LabStateError(f"an exercise is already running on lab {spec.name!r}; `{lab.command('exercise check')}` "
+                            f"to see if it is solved, or `{lab.command('exercise give-up')}` to end it")
     seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
     try:
         exercise = choose(spec, seed, args.level)
@@ -86,7 +79,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     failed = [r for r in _checks(lab) if not r.ok]
     if failed:
         raise LabStateError(f"lab {spec.name!r} already fails {len(failed)} check(s), so an exercise could not be "
-                            f"told from it; see `{spec.command('verify --failed')}`, repair or recreate the lab first")
+                            f"told from it; see `{lab.command('verify --failed')}`, repair or recreate the lab first")
     notes.write(lab, NOTE, exercise.record())  # first: a crash while breaking still leaves the way back
     try:
         run_commands(lab, exercise.fault.breaks(exercise.pair))
@@ -95,19 +88,20 @@ def cmd_start(args: argparse.Namespace) -> int:
         notes.remove(lab, NOTE)
         raise
     console.say(f"exercise started on lab {spec.name!r} (level {args.level}, seed {seed}): one thing in the pod "
-                f"network is now broken. Find it and repair it (`{spec.command('node exec NODE -- CMD')}`).")
-    console.say(f"`{spec.command('exercise check')}` says whether it is solved, `--hint` adds a hint, "
-                f"`{spec.command('exercise give-up')}` shows the answer and repairs")
+                "network is now broken. Find it and repair it "
+                f"(`{lab.command('node exec NODE -- CMD')}`).")
+    console.say(f"`{lab.command('exercise check')}` says whether it is solved, `--hint` adds a hint, "
+                f"`{lab.command('exercise give-up')}` shows the answer and repairs")
     return 0
 
 
 def _running(args: argparse.Namespace) -> tuple[Lab, Exercise]:
     spec = load_spec(args.spec)
-    lab = running_lab(spec, args.backend)
+    lab = running_lab(spec, args.backend, args.inventory)
     exercise = _current(lab)
     if exercise is None:
         raise LabStateError(f"no exercise is running on lab {spec.name!r}; a teacher starts one with "
-                            f"`{spec.command('exercise start')}`")
+                            f"`{lab.command('exercise start')}`")
     return lab, exercise
 
 
@@ -139,7 +133,7 @@ def cmd_give_up(args: argparse.Namespace) -> int:
     failed = [r for r in _checks(lab) if not r.ok]
     if failed:
         console.say(f"{console.mark(False)} repaired the exercise's fault, yet {len(failed)} check(s) still fail: "
-                    f"see `{lab.spec.command('verify --failed')}`")
+                    f"see `{lab.command('verify --failed')}`")
         return 1
     console.say(f"{console.mark(True)} repaired: the lab passes every check again")
     return 0

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from k8slab.cli.args import backend_arg, subcommand
+from k8slab.cli.args import subcommand
 from k8slab.errors import LabStateError
 from k8slab.interrupts import Interrupted
 from k8slab.labs.base import Container, Lab, Result, name_problem
@@ -48,12 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="another container sharing the pod's network, repeatable (e.g. --container sidecar=busybox)")
     p.add_argument("argv", nargs="*", metavar="-- CMD ARGS", help="the first container's command instead of the "
                                                                  "image's own (e.g. -- sleep 3600)")
-    backend_arg(p)
     p.set_defaults(func=cmd_pod_run)
 
     p = subcommand(pod_sub, "list", "list pods: NAME READY STATUS IP NODE (kubectl get pods -o wide)",
                 "example:\n  k8slab pod list\n")
-    backend_arg(p)
     p.set_defaults(func=cmd_pod_list)
 
     p = subcommand(pod_sub, "exec", "run a command in a pod's container (kubectl exec)", EXEC_EXAMPLES)
@@ -62,13 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", type=pod_name, help="the pod (e.g. client)")
     p.add_argument("-c", "--container", help="which container (e.g. -c sidecar); default: the pod's first")
     p.add_argument("argv", nargs="*", metavar="-- CMD ARGS", help="the command (e.g. -- traceroute -n 10.244.2.2)")
-    backend_arg(p)
     p.set_defaults(func=cmd_pod_exec)
 
     p = subcommand(pod_sub, "delete", "delete a pod, its containers, and free its address", "example:\n"
                 "  k8slab pod delete web\n")
     p.add_argument("name", type=pod_name, help="the pod (e.g. web)")
-    backend_arg(p)
     p.set_defaults(func=cmd_pod_delete)
 
     node = sub.add_parser("node", help="run commands on a node")
@@ -78,7 +74,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "  k8slab node exec node-1 -- tcpdump -ni cni0 icmp\n")
     p.add_argument("node", type=node_name, help="the node (e.g. node-1)")
     p.add_argument("argv", nargs="*", metavar="-- CMD ARGS", help="the command (e.g. -- ip route)")
-    backend_arg(p)
     p.set_defaults(func=cmd_node_exec)
 
 
@@ -98,7 +93,7 @@ def node_name(text: str) -> str:
 
 
 def _lab(args: argparse.Namespace) -> Lab:
-    lab = running_lab(load_spec(args.spec), args.backend)
+    lab = running_lab(load_spec(args.spec), args.backend, args.inventory)
     lab.reap(console.say)  # pods a killed k8slab left half made, or a killed verify's: removed, and said so
     return lab
 
@@ -159,7 +154,7 @@ def cmd_pod_list(args: argparse.Namespace) -> int:
     print(console.table(rows))
     gone = [p.name for p in pods if p.name in states and states[p.name].status == "Unknown"]
     if gone:
-        print(f"Unknown: the lab lost these pods' namespaces; `{lab.spec.command('pod delete ' + gone[0])}` "
+        print(f"Unknown: the lab lost these pods' namespaces; `{lab.command('pod delete ' + gone[0])}` "
               "removes what is left of one")
     return 0
 
@@ -167,14 +162,12 @@ def cmd_pod_list(args: argparse.Namespace) -> int:
 def cmd_pod_exec(args: argparse.Namespace) -> int:
     lab = _lab(args)
     argv = _command(args)
-    enter = getattr(lab, "pod_argv", None)
-    if enter is None and (args.stdin or args.tty):
+    local = lab.pod_argv(args.name, args.container)
+    if local is None and (args.stdin or args.tty):
         raise LabStateError(f"this lab runs pod commands through kubectl without a terminal; for an interactive "
-                            f"shell use `{lab.spec.command('ssh ' + lab.spec.control_plane.name)}` and "
+                            f"shell use `{lab.command('ssh ' + lab.spec.control_plane.name)}` and "
                             f"`sudo kubectl exec -it {args.name} -- {' '.join(argv)}` there")
-    return _exec(None if enter is None else (lambda name: enter(name, args.container)),
-                 lambda name, cmd, timeout: lab.pod_run(name, cmd, timeout=timeout, container=args.container),
-                 args.name, argv)
+    return _exec(local, lambda cmd: lab.pod_run(args.name, cmd, timeout=3600, container=args.container), argv)
 
 
 def cmd_pod_delete(args: argparse.Namespace) -> int:
@@ -187,15 +180,16 @@ def cmd_pod_delete(args: argparse.Namespace) -> int:
 
 def cmd_node_exec(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    return _exec(getattr(lab, "node_argv", None), lab.node_run, args.node, _command(args))
+    lab.spec.node(args.node)
+    return _exec(lab.node_argv(args.node), lambda cmd: lab.node_run(args.node, cmd, timeout=3600), _command(args))
 
 
-def _exec(enter: Callable[[str], list[str]] | None, run: Callable[..., Result], target: str, argv: list[str]) -> int:
+def _exec(local: list[str] | None, run: Callable[[list[str]], Result], argv: list[str]) -> int:
     """Hand the terminal to the command where the backend can enter the target locally (a shell, live
     traceroute, tcpdump); otherwise run it remotely and print what it wrote."""
-    if enter is not None:
-        return _interactive([*enter(target), *argv])
-    return _print(run(target, argv, timeout=3600))
+    if local is not None:
+        return _interactive([*local, *argv])
+    return _print(run(argv))
 
 
 def _interactive(argv: list[str]) -> int:

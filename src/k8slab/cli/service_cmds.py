@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from k8slab.cli.args import backend_arg, subcommand
-from k8slab.errors import LabStateError
+from k8slab.cli.args import subcommand
 from k8slab.labs.base import Lab
 from k8slab.labs.registry import running_lab
 from k8slab.render import console
@@ -27,44 +26,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-port", type=int, help="the pods' port (e.g. --target-port 8080; default: --port)")
     p.add_argument("--pods", required=True, help="the endpoints, comma-separated (e.g. --pods web-1,web-2)")
     p.add_argument("--protocol", choices=("tcp", "udp"), default="tcp", help="(e.g. --protocol udp; default tcp)")
-    backend_arg(p)
     p.set_defaults(func=cmd_expose)
 
     p = subcommand(svc_sub, "list", "list services: NAMESPACE NAME CLUSTER-IP PORT ENDPOINTS (kubectl get svc -A)",
                 "example:\n  k8slab service list\n")
-    backend_arg(p)
     p.set_defaults(func=cmd_list)
 
     p = subcommand(svc_sub, "delete", "delete a service and its chains on every node", "example:\n"
                 "  k8slab service delete web\n")
     p.add_argument("name", help="the service (e.g. web)")
-    backend_arg(p)
     p.set_defaults(func=cmd_delete)
 
 
 def _lab(args: argparse.Namespace) -> Lab:
-    lab = running_lab(load_spec(args.spec), args.backend)
-    if not hasattr(lab, "service_expose"):
-        raise LabStateError(f"the {lab.backend} lab has no service commands; use kubectl there")
+    lab = running_lab(load_spec(args.spec), args.backend, args.inventory)
     return lab
 
 
 def cmd_expose(args: argparse.Namespace) -> int:
     lab = _lab(args)
     pods = [p.strip() for p in args.pods.split(",") if p.strip()]
-    lab.service_expose(args.name, args.port, args.target_port or args.port, pods,  # type: ignore[attr-defined]
+    lab.service_expose(args.name, args.port, args.target_port or args.port, pods,
                        args.protocol)
-    svc = next((s for s in lab.services() if s.name == args.name), None)  # type: ignore[attr-defined]
+    svc = next((s for s in lab.services() if s.name == args.name), None)
     where = f"{svc.cluster_ip}:{args.port}/{args.protocol}" if svc else f"port {args.port}/{args.protocol}"
     console.say(f"service {args.name} is {where} -> {', '.join(pods)} port {args.target_port or args.port}; "
-                f"every node's KUBE-SERVICES chain sends it there (`{lab.spec.command('service list')}`)")
+                f"every node's KUBE-SERVICES chain sends it there (`{lab.command('service list')}`)")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     lab = _lab(args)
     rows = []
-    for svc in lab.services():  # type: ignore[attr-defined]
+    for svc in lab.services() or []:
         ports = ",".join(f"{p.port}/{p.protocol.upper()}" for p in svc.ports)
         targets = sorted({p.target_port for p in svc.ports})
         endpoints = ",".join(f"{ep}:{t}" for ep in svc.endpoints for t in targets) or "<none>"
@@ -76,6 +70,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    lab.service_delete(args.name)  # type: ignore[attr-defined]
+    lab.service_delete(args.name)
     console.say(f"service {args.name} deleted; its address is free and its chains are gone from every node")
     return 0

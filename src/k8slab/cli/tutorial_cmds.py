@@ -8,7 +8,7 @@ from ipaddress import IPv4Address
 
 from k8slab.errors import LabStateError
 from k8slab.labs.base import name_problem
-from k8slab.labs.registry import BACKENDS, running_lab
+from k8slab.labs.registry import running_lab
 from k8slab.render import console
 from k8slab.spec.load import load_spec
 
@@ -32,7 +32,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-capture", action="store_true", help="skip the short tcpdump on eth1 in the pod steps")
     p.add_argument("--keep", action="store_true",
                    help="leave the walkthrough's pods running for exploring (the next walkthrough removes them)")
-    p.add_argument("--backend", choices=BACKENDS, help="which lab (default: whichever of this spec is up)")
     p.set_defaults(func=cmd_walkthrough)
 
     p = sub.add_parser("trace", help="trace from SRC to DST and explain every hop (pod names, node names, addresses)",
@@ -46,7 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("src", metavar="SRC", type=endpoint, help="a pod or node to trace from")
     p.add_argument("dst", metavar="DST", type=endpoint, help="a pod, node or address to trace to")
     p.add_argument("--no-capture", action="store_true", help="skip the short tcpdump on the destination's eth1")
-    p.add_argument("--backend", choices=BACKENDS, help="which lab (default: whichever of this spec is up)")
     p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("diagram", help="draw the lab (nodes, interfaces, pods, routes) as SVG or PNG",
@@ -57,7 +55,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="lab.svg or lab.png")
     p.add_argument("--trace", nargs=2, type=endpoint, metavar=("SRC", "DST"), help="highlight the path of a trace from SRC to DST")
-    p.add_argument("--backend", choices=BACKENDS, help="which lab (default: whichever of this spec is up)")
     p.set_defaults(func=cmd_diagram)
 
 
@@ -86,7 +83,7 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
     if args.step is not None and args.step not in walk.numbers:
         raise LabStateError(f"there is no step {args.step}; the {walk.name} walkthrough has steps "
                             f"{', '.join(map(str, walk.numbers))}")
-    lab = running_lab(load_spec(args.spec), args.backend)
+    lab = running_lab(load_spec(args.spec), args.backend, args.inventory)
     # One walkthrough at a time per lab (its pods have the tutorial's fixed names); without --keep its pods
     # carry this run's mark, so if it is killed the next command that meets them removes them.
     with lab.session("walkthrough", console.say, ephemeral=not args.keep):
@@ -119,8 +116,8 @@ def _walk(args: argparse.Namespace, walk, lab) -> int:
                                     keep=args.keep)
     print()
     if kept:
-        console.say(f"left pod(s) {', '.join(kept)} running for you: try `{lab.spec.command('pod list')}`, "
-                    f"`{lab.spec.command(f'pod exec {kept[-1]} -- ip route')}`; the next walkthrough removes them")
+        console.say(f"left pod(s) {', '.join(kept)} running for you: try `{lab.command('pod list')}`, "
+                    f"`{lab.command(f'pod exec {kept[-1]} -- ip route')}`; the next walkthrough removes them")
     ok, line = summary(walk, results, skipped)
     console.say(f"{console.mark(ok)} {line}")
     return 0 if ok else 1
@@ -140,7 +137,7 @@ def _trace(lab, src_text: str, dst_text: str, capture: bool):
 
 def cmd_trace(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
-    lab = running_lab(spec, args.backend)
+    lab = running_lab(spec, args.backend, args.inventory)
     run, _ = _trace(lab, args.src, args.dst, capture=not args.no_capture)
     ex = run.explanation
     print(f"$ {run.command}")
@@ -162,7 +159,7 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     path = None
     try:
-        lab = running_lab(spec, args.backend)
+        lab = running_lab(spec, args.backend, args.inventory)
     except LabStateError:
         if args.trace:
             raise

@@ -8,16 +8,14 @@ import argparse
 import os
 from pathlib import Path
 
-from k8slab.errors import LabStateError, ToolMissingError
+from k8slab.errors import ToolMissingError
 from k8slab.render import console
 from k8slab.spec.load import load_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("provision", help="run the Ansible roles on the lab's VMs, or on your own machines")
-    p.add_argument("--inventory", metavar="FILE", type=Path,
-                   help="an Ansible inventory of existing machines whose host names are the lab's node names "
-                        "(default: the Vagrant VMs of the lab)")
+    p = sub.add_parser("provision", help="run the Ansible roles on the lab's VMs, or on your own machines "
+                                         "(--inventory FILE: an inventory whose host names are the lab's node names)")
     p.set_defaults(func=cmd_provision)
 
     p = sub.add_parser("halt", help="stop the VirtualBox lab's VMs (kept on disk; `k8slab up` boots them again)")
@@ -40,6 +38,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
     from k8slab.labs.vagrant import VagrantLab
 
     spec = load_spec(args.spec)
+    lab: SshLab
     if args.inventory:
         lab = SshLab.from_inventory(spec, args.inventory)
         console.say(f"provisioning lab {spec.name!r} on the machines of {args.inventory}")
@@ -50,8 +49,9 @@ def cmd_provision(args: argparse.Namespace) -> int:
             raise ToolMissingError(f"the VirtualBox lab cannot run here: {problem}. To provision machines you "
                                    "already have, pass --inventory FILE")
         console.say(f"provisioning the VMs of lab {spec.name!r}")
-        VagrantLab(spec).provision(console.progress_printer())
-    console.say(f"lab {spec.name!r} is provisioned. Next: `make test` or `k8slab verify`")
+        lab = VagrantLab(spec)
+        lab.provision(console.progress_printer())
+    console.say(f"lab {spec.name!r} is provisioned. Next: `{lab.command('verify')}`")
     return 0
 
 
@@ -66,8 +66,9 @@ def _vagrant_lab(spec, what: str):
 
 def cmd_halt(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
-    _vagrant_lab(spec, "halt").halt(console.progress_printer())
-    console.say(f"lab {spec.name!r} is stopped. `{spec.command('up')}` boots it again")
+    lab = _vagrant_lab(spec, "halt")
+    lab.halt(console.progress_printer())
+    console.say(f"lab {spec.name!r} is stopped. `{lab.command('up')}` boots it again")
     return 0
 
 
@@ -87,14 +88,12 @@ def cmd_ssh(args: argparse.Namespace) -> int:
     from k8slab.labs.vagrant import VagrantLab
 
     spec = load_spec(args.spec)
-    names = [n.name for n in spec.nodes]
-    if args.node not in names:
-        raise LabStateError(f"no node {args.node!r} in lab {spec.name!r} ({spec.source}); its nodes are: "
-                            f"{', '.join(names)}")
+    spec.node(args.node)  # an unknown node: the one message that lists the spec's nodes
     problem = VagrantLab.unavailable_reason()
     if problem:
         raise ToolMissingError(f"`k8slab ssh` opens a shell on a VM of the VirtualBox lab, which cannot run here: "
-                               f"{problem}. On the emulated lab, use `k8slab node exec {args.node} -- bash`")
+                               f"{problem}. On the emulated lab, use "
+                               f"`{spec.command(f'node exec {args.node} -- bash', backend='netns')}`")
     lab = VagrantLab(spec)
     argv = lab.ssh_argv(args.node)
     os.execve(argv[0], argv, lab.vagrant_env())

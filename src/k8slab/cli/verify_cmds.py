@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from k8slab.labs.base import Lab
-from k8slab.labs.registry import BACKENDS, running_lab
+from k8slab.labs.registry import running_lab
 from k8slab.render import check_table, console
 from k8slab.render.junit import junit_xml
 from k8slab.render.output_files import check_output, write_output
@@ -29,8 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run every check of the acceptance suite on the lab that is up: interfaces, "
                                    "routes, pod addresses and traces. Exit status 1 if any check fails.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", choices=BACKENDS, help="which lab to check (default: the one that is up)")
-    p.add_argument("--inventory", metavar="FILE", help="check an existing cluster listed in an Ansible inventory")
     p.add_argument("--failed", action="store_true", help="show only the checks that failed (the summary counts all)")
     p.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML (one testcase per check)")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report with the lab's diagram")
@@ -39,20 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_verify)
 
 
-def open_for_verify(spec, backend: str | None, inventory: str | None) -> Lab:
-    if inventory:
-        from k8slab.labs.ssh import SshLab
-
-        return SshLab.from_inventory(spec, Path(inventory))
-    return running_lab(spec, backend)
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     for path, what in ((args.junit, "JUnit XML"), (args.html, "HTML report")):
         if path:
             check_output(path, what)  # a bad path is refused before the checks start their pods
-    lab = open_for_verify(spec, args.backend, args.inventory)
+    lab = running_lab(spec, args.backend, args.inventory)
     console.say(f"verifying lab {spec.name!r} ({lab.backend}, {len(spec.nodes)} nodes) against the tutorial")
     start = time.monotonic()
     # One verify or walkthrough at a time per lab: its checks count every pod; its pods carry this run's mark.

@@ -1,129 +1,86 @@
-"""The one Lab interface both backends implement; everything above it (verify, trace,
-walkthrough, the acceptance suite) is written against this and nothing else."""
+"""The one Lab interface every backend implements; everything above it (verify, trace, walkthrough,
+the CLI, the acceptance suite) is written against this and nothing else. What a backend may or may
+not do is declared here with a default, so no caller has to probe a lab for a method."""
 
 from __future__ import annotations
 
 import abc
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from ipaddress import IPv4Address
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
-from k8slab.errors import K8slabError
-from k8slab.spec.facts import DNS_LABEL, HOST_ONLY_IF
-from k8slab.spec.model import LabSpec, Node
+from k8slab.errors import LabStateError, UsageError
+from k8slab.labs.values import (  # re-exported: the values of the contract
+    CLIENT_IMAGE,
+    SERVER_IMAGES,
+    Container,
+    InvalidNameError,
+    Pod,
+    PodState,
+    Progress,
+    Result,
+    check_name,
+    default_containers,
+    name_problem,
+    node_row,
+    quiet,
+    shown,
+)
+from k8slab.spec.model import LabSpec
 
 if TYPE_CHECKING:
     import testinfra.host
 
-# Receives one line of progress ("node-1: containerd: install packages"); the CLI shows it live.
-Progress = Callable[[str], None]
+    from k8slab.labs.kube_proxy import Service
 
-
-MAX_SHOWN = 80  # a name echoed in an error is cut here, so a megabyte of argument is not printed back
-
-
-class InvalidNameError(K8slabError):
-    """A pod or node name no lab accepts."""
-
-
-def shown(name: str) -> str:
-    """A name as an error message quotes it: repr (control characters visible), at most MAX_SHOWN characters."""
-    return repr(name) if len(name) <= MAX_SHOWN else repr(name[:MAX_SHOWN]) + f"... ({len(name)} characters)"
-
-
-def name_problem(kind: str, name: str) -> str | None:
-    """The one check every pod and node name given to a command passes (exec, delete, trace, run): an ASCII
-    DNS label, so a name can never be a path ("../lab") or carry anything but [a-z0-9-]."""
-    if not DNS_LABEL.fullmatch(name):  # ASCII, whole: no '/', '.' or '..' can pass
-        return (f"{kind} name {shown(name)} is not a DNS label: lowercase letters, digits and '-', starting and "
-                "ending with a letter or digit, at most 63 characters (as Kubernetes requires)")
-    return None
-
-
-def check_name(kind: str, name: str) -> str:
-    """name, or InvalidNameError saying why it cannot be a pod's or node's name."""
-    problem = name_problem(kind, name)
-    if problem:
-        raise InvalidNameError(problem)
-    return name
-
-
-def quiet(_: str) -> None:
-    """A Progress that drops everything, for library use and tests."""
-
-
-@dataclass(frozen=True)
-class Result:
-    argv: tuple[str, ...]
-    rc: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.rc == 0
-
-
-@dataclass(frozen=True)
-class Pod:
-    name: str
-    node: str
-    ip: IPv4Address
-
-
-# The tutorial's images by the name a pod is given when no image is: a server if a dash-separated word
-# of the name is one ("httpd", "w-httpd", "nginx-2"), else busybox (a shell with traceroute, ping, wget).
-CLIENT_IMAGE = "busybox"
-SERVER_IMAGES = ("httpd", "nginx")
-
-
-@dataclass(frozen=True)
-class Container:
-    """One container of a pod. An empty command runs the image's own (a server, or a shell kept alive)."""
-    name: str
-    image: str
-    command: tuple[str, ...] = ()
-
-
-def default_containers(pod: str) -> tuple[Container, ...]:
-    """`kubectl run POD` names its one container after the pod; the image follows the pod's name."""
-    image = next((word for word in pod.split("-") if word in SERVER_IMAGES), CLIENT_IMAGE)
-    return (Container(pod, image),)
-
-
-@dataclass(frozen=True)
-class PodState:
-    """What `kubectl get pods` shows beyond name, node and address: READY x/y and STATUS."""
-    ready: int
-    total: int
-    status: str  # Running, Completed, Error, Unknown (the lab lost the pod's namespace) ...
-
-
-def node_row(node: Node) -> dict[str, str]:
-    """The columns every node table starts with (`status` on each backend, `spec`), so they line up."""
-    return {"node": node.name, "role": node.role, HOST_ONLY_IF: str(node.ip), "pod subnet": str(node.pod_subnet)}
+__all__ = ["CLIENT_IMAGE", "SERVER_IMAGES", "Container", "InvalidNameError", "Lab", "Pod", "PodState", "Progress",
+           "Result", "check_name", "default_containers", "name_problem", "node_row", "quiet", "shown"]
 
 
 class Lab(abc.ABC):
     """A running (or startable) lab built from one LabSpec."""
 
-    backend: str = ""
+    backend: ClassVar[str] = ""
+    has_kubernetes: ClassVar[bool] = False  # a Kubernetes API answers kubectl()
+    needs_inventory: ClassVar[bool] = False  # its machines come from an Ansible inventory (--inventory FILE)
+    state_is_local: ClassVar[bool] = False  # its labs show in plain files, seen even where it cannot run
 
     def __init__(self, spec: LabSpec):
         self.spec = spec
+        self.inventory: Path | None = None  # the Ansible inventory of its machines, when it has one
 
+    @classmethod
+    def open(cls, spec: LabSpec, inventory: Path | None = None) -> Lab:
+        """This backend's lab of spec; only an inventory backend takes an inventory."""
+        if inventory is not None:
+            raise UsageError(f"--inventory names the machines of an existing cluster (--backend ssh); the "
+                             f"{cls.backend} backend makes its own")
+        return cls(spec)
+
+    # where it can run
     @classmethod
     @abc.abstractmethod
     def unavailable_reason(cls) -> str | None:
         """None when this backend can run on this machine, else what is missing and how to get it."""
 
+    @classmethod
+    def teardown_unavailable_reason(cls) -> str | None:
+        """Why its labs cannot even be removed here (removing may need less than building)."""
+        return cls.unavailable_reason()
+
     # lifecycle
     @abc.abstractmethod
     def is_up(self) -> bool: ...
+
+    def has_leftovers(self) -> bool:
+        """Something of this lab exists although it is not up (a crashed run); destroy removes it."""
+        return False
+
+    def spec_drift(self) -> str | None:
+        """Why the lab that is up was not built from this spec, or None."""
+        return None
 
     @abc.abstractmethod
     def up(self, progress: Progress = quiet) -> None:
@@ -150,11 +107,30 @@ class Lab(abc.ABC):
     def testinfra_host(self, node: str) -> testinfra.host.Host:
         """A testinfra Host whose commands run on the node."""
 
+    def node_argv(self, node: str) -> list[str] | None:
+        """A local command prefix that enters the node, so an interactive program gets the terminal;
+        None: the node is remote and only node_run reaches it."""
+        return None
+
+    def node_stream_argv(self, node: str, argv: Sequence[str]) -> list[str]:
+        """A local command line running argv on the node, its stdout passed on byte for byte (a pcap)."""
+        local = self.node_argv(node)
+        if local is None:
+            raise LabStateError(f"the {self.backend} lab cannot stream a command's output from its nodes")
+        return [*local, *argv]
+
     # pods
     @abc.abstractmethod
     def pod_start(self, name: str, node: str, containers: Sequence[Container] = ()) -> Pod:
         """Start a pod pinned to node and wait until it has an address and its containers run. No containers
         means default_containers(name). LabStateError if the name is taken."""
+
+    def pods_start(self, wanted: Sequence[tuple[str, str]],
+                   containers: Mapping[str, Sequence[Container]] | None = None) -> list[Pod]:
+        """Start (name, node) pods together, all or nothing; in wanted's order."""
+        from k8slab.labs.pod_batch import start_all
+
+        return start_all(self, wanted, containers or {})
 
     @abc.abstractmethod
     def pod_delete(self, name: str) -> None:
@@ -167,9 +143,38 @@ class Lab(abc.ABC):
     def pod_run(self, name: str, argv: Sequence[str], timeout: float = 30, container: str | None = None) -> Result:
         """Run a command inside the pod (traceroute, ping, wget...), in its first container unless one is named."""
 
+    def pod_argv(self, name: str, container: str | None = None) -> list[str] | None:
+        """Like node_argv, for a pod's container; None: only pod_run reaches it."""
+        return None
+
     def pod_states(self) -> dict[str, PodState]:
         """Pod name -> READY and STATUS; backends that know better override this."""
         return {p.name: PodState(1, 1, "Running") for p in self.pods()}
+
+    def kubectl(self, *args: str, timeout: float = 60) -> Result:
+        """kubectl against the lab's cluster (has_kubernetes labs only)."""
+        raise LabStateError(f"the {self.backend} lab {self.spec.name!r} has no Kubernetes API")
+
+    # services and routing daemons
+    def services(self) -> list[Service] | None:
+        """Every ClusterIP service with its endpoints' addresses; None where the lab does not list them."""
+        return None
+
+    def service_expose(self, name: str, port: int, target_port: int, pod_names: Sequence[str],
+                       protocol: str = "tcp") -> object:
+        """Give pods a ClusterIP service that every node's kube-proxy chains send to them."""
+        raise LabStateError(f"the {self.backend} lab {self.spec.name!r} has no service commands; use kubectl there")
+
+    def service_delete(self, name: str) -> object:
+        raise LabStateError(f"the {self.backend} lab {self.spec.name!r} has no service commands; use kubectl there")
+
+    def adopt_cluster_blocks(self) -> None:
+        """Take each node's pod subnet from the cluster itself where it, not lab.yaml's order, chose them (a
+        real Calico cluster's block affinities); elsewhere the spec already says."""
+
+    def bgp_status(self, node: str) -> tuple[str | None, str | None] | None:
+        """What the node's BGP daemon says (`show status`, `show protocols`); None where the lab cannot ask."""
+        return None
 
     # runs that own pods, and what a killed one left
     @contextlib.contextmanager
@@ -184,7 +189,11 @@ class Lab(abc.ABC):
         and return their names. A backend whose cluster cleans up after itself has nothing to reap."""
         return []
 
-    # notes of the tools above the contract
+    # above the contract
+    def command(self, rest: str) -> str:
+        """A k8slab command line for this very lab (its spec and backend), for hints."""
+        return self.spec.command(rest, backend=self.backend, inventory=self.inventory if self.needs_inventory else None)
+
     def notes_dir(self) -> Path:
         """Where commands above the contract keep small JSON records about this lab (the pods a walkthrough
         started, a class exercise), read back as data and validated. Per user and lab by default; a backend
@@ -192,10 +201,7 @@ class Lab(abc.ABC):
         base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
         return base / "k8slab" / self.backend / self.spec.name
 
-    # shared helpers
     def pod(self, name: str) -> Pod:
-        from k8slab.errors import LabStateError
-
         for pod in self.pods():
             if pod.name == name:
                 return pod

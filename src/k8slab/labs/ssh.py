@@ -17,7 +17,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
+from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError, UsageError
 from k8slab.labs import calico_cluster, kubectl_services
 from k8slab.labs.base import (
     Container,
@@ -114,6 +114,8 @@ def parse_node_readiness(kubectl_json: str) -> dict[str, str]:
 
 class SshLab(Lab):
     backend = "ssh"
+    has_kubernetes = True
+    needs_inventory = True
 
     def __init__(self, spec: LabSpec, endpoints: Mapping[str, SshEndpoint] | None = None,
                  inventory: Path | None = None):
@@ -127,6 +129,15 @@ class SshLab(Lab):
     @classmethod
     def unavailable_reason(cls) -> str | None:
         return None  # paramiko is a dependency of k8slab
+
+    @classmethod
+    def open(cls, spec: LabSpec, inventory: Path | None = None) -> Lab:
+        if not cls.needs_inventory:
+            return super().open(spec, inventory)
+        if inventory is None:
+            raise UsageError("the ssh backend works on machines you already have: pass --inventory FILE, an "
+                             "Ansible inventory whose host names are the lab's node names")
+        return cls.from_inventory(spec, inventory)
 
     @classmethod
     def from_inventory(cls, spec: LabSpec, inventory: Path) -> SshLab:
@@ -164,7 +175,7 @@ class SshLab(Lab):
 
         if self.inventory is None:
             raise LabStateError("an SSH lab is provisioned from an inventory file; pass --inventory FILE")
-        provision(self.spec, self.inventory, progress, next_step=f"k8slab provision --inventory {self.inventory}")
+        provision(self.spec, self.inventory, progress, next_step=self.command("provision"))
 
     def destroy(self, progress: Progress = quiet) -> None:
         raise LabStateError(f"lab {self.spec.name!r} runs on machines k8slab did not create "
@@ -243,6 +254,11 @@ class SshLab(Lab):
                 break
         channel.close()
         return Result(tuple(argv), rc, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def node_stream_argv(self, node: str, argv: Sequence[str]) -> list[str]:
+        from k8slab.labs.capture import over_ssh
+
+        return over_ssh(self.ssh_config_file(), node, self.endpoint(node).user, argv)
 
     def testinfra_host(self, node: str) -> testinfra.host.Host:
         import testinfra

@@ -131,6 +131,7 @@ def up_plan(states: dict[str, str]) -> UpPlan:
 
 class VagrantLab(SshLab):
     backend = "vagrant"
+    needs_inventory = False  # its inventory is made from `vagrant ssh-config`
 
     def __init__(self, spec: LabSpec):
         super().__init__(spec, None, inventory=inventory_path(spec))
@@ -205,7 +206,7 @@ class VagrantLab(SshLab):
         return self._endpoints
 
     def unreachable_hint(self, node: str) -> str:
-        return (f"is the VM running? `{self.spec.command('status')}`; `{self.spec.command('up')}` boots stopped VMs "
+        return (f"is the VM running? `{self.command('status')}`; `{self.command('up')}` boots stopped VMs "
                 "and provisions them")
 
     # lifecycle
@@ -246,11 +247,11 @@ class VagrantLab(SshLab):
 
         if not self.is_up():
             raise LabStateError(f"the VMs of lab {self.spec.name!r} are not all running "
-                                f"({self._states_text()}); `{self.spec.command('up')}` boots them and provisions")
+                                f"({self._states_text()}); `{self.command('up')}` boots them and provisions")
         self._endpoints = None
         path = write_inventory(self.spec, self.endpoints(), self.inventory)
         progress(f"inventory written: {path.relative_to(PROJECT_ROOT)}")
-        provision(self.spec, path, progress, next_step=self.spec.command("up"))
+        provision(self.spec, path, progress, next_step=self.command("up"))
 
     def halt(self, progress: Progress = quiet) -> None:
         """Stop the VMs (kept on disk); `up` boots them again."""
@@ -304,6 +305,6 @@ class VagrantLab(SshLab):
         if not result.ok:
             raise CommandFailedError(f"could not read {ADMIN_KUBECONFIG} on {self.spec.control_plane.name}: "
                                      f"{result.stderr.strip() or result.stdout.strip()}; is the lab provisioned? "
-                                     f"`{self.spec.command('up')}`")
+                                     f"`{self.command('up')}`")
         return result.stdout
 

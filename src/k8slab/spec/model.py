@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 from k8slab.errors import LabStateError
 from k8slab.spec import calico as calico_facts
@@ -85,10 +86,12 @@ class LabSpec:
                 return n
         return None
 
-    def command(self, rest: str) -> str:
-        """A k8slab command line for this lab, naming --spec when it is not the default lab.yaml."""
-        spec_arg = "" if self.source == "lab.yaml" else f"--spec {self.source} "
-        return f"k8slab {spec_arg}{rest}"
+    def command(self, rest: str, backend: str | None = None, inventory: Path | str | None = None) -> str:
+        """A k8slab command line for this lab: --spec when it is not the default lab.yaml, and the backend (and
+        inventory) in use, before the subcommand so a `-- CMD` at the end of rest stays last."""
+        words = ["k8slab"] + ([f"--spec {self.source}"] if self.source != "lab.yaml" else [])
+        words += ([f"--backend {backend}"] if backend else []) + ([f"--inventory {inventory}"] if inventory else [])
+        return " ".join([*words, rest])
 
     def with_dataplane(self, dataplane: str) -> LabSpec:
         """The same lab with another dataplane, "flannel vxlan" or "calico VXLAN" (pod subnets re-derived:

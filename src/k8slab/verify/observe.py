@@ -39,9 +39,10 @@ def observe_nodes(lab: Lab) -> dict[str, NodeFacts]:
     (labs that can ask BIRD have bgp_status(node) -> (`show status`, `show protocols`), None where it is silent)."""
     def look(node: Node) -> NodeFacts:
         facts = gather_node(lab.testinfra_host(node.name), node.name)
-        ask = getattr(lab, "bgp_status", None)
-        if lab.spec.calico is not None and lab.spec.calico.uses_bgp and callable(ask):
-            facts = replace(facts, bgp=parse_bgp(*ask(node.name)))
+        if lab.spec.calico is not None and lab.spec.calico.uses_bgp:
+            said = lab.bgp_status(node.name)
+            if said is not None:
+                facts = replace(facts, bgp=parse_bgp(*said))
         return facts
     return concurrently({n.name: (lambda n=n: look(n)) for n in lab.spec.nodes})
 
@@ -79,10 +80,6 @@ def observe_kubernetes(lab: Lab, pods: Mapping[str, Pod]) -> KubeFacts:
     return KubeFacts(nodes.stdout, netconf, logs)
 
 
-def has_kubernetes(lab: Lab) -> bool:
-    return callable(getattr(lab, "kubectl", None))
-
-
 @dataclass(frozen=True)
 class Observation:
     """One look at the whole lab; every check is a pure function of it."""
@@ -110,7 +107,7 @@ def observe(lab: Lab, suite: SuitePods, progress: Progress = quiet, kubernetes: 
         pair = suite.pair(a.name, b.name)
         if pair:
             jobs[("pod", a.name, b.name)] = lambda p=pair: trace_pod(lab, *p)
-    if has_kubernetes(lab) if kubernetes is None else kubernetes:
+    if lab.has_kubernetes if kubernetes is None else kubernetes:
         jobs[("kube",)] = lambda: observe_kubernetes(lab, suite.first)
     seen = concurrently(jobs)
     return Observation(seen[("facts",)], seen[("pods",)], seen[("addr",)],

@@ -6,9 +6,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from k8slab.interrupts import no_interrupts
 from k8slab.labs.base import Lab, Pod, Progress, quiet
-from k8slab.verify.concurrency import concurrently
 
 POD_PREFIX = "t-"
 
@@ -37,28 +35,11 @@ def start_pods(lab: Lab, progress: Progress = quiet, prefix: str = POD_PREFIX) -
     wanted = [(f"{prefix}{token}-{node.name}"[:61] + f"-{suffix}", node.name)
               for node in lab.spec.nodes for suffix in ("a", "b")]
     progress(f"starting {len(wanted)} pods: {', '.join(name for name, _ in wanted)}")
-    batch = getattr(lab, "pods_start", None)
-    if callable(batch):  # the emulated lab wires several pods at once, all or nothing
-        started = batch(wanted)
-    else:
-        outcome = concurrently({name: (lambda a=(name, node): _try_start(lab, *a)) for name, node in wanted})
-        started = [p for p in outcome.values() if isinstance(p, Pod)]
-        errors = [e for e in outcome.values() if not isinstance(e, Pod)]
-        if errors:
-            with no_interrupts():
-                delete_pods(lab, started, progress)
-            raise errors[0]
+    started = lab.pods_start(wanted)  # all or nothing
     pods = SuitePods()
     for pod, (name, _) in zip(started, wanted):
         (pods.first if name.endswith("-a") else pods.second)[pod.node] = pod
     return pods
-
-
-def _try_start(lab: Lab, name: str, node: str) -> Pod | BaseException:
-    try:
-        return lab.pod_start(name, node)
-    except Exception as exc:  # noqa: BLE001 - collected, the others' pods are removed, then raised
-        return exc
 
 
 def delete_pods(lab: Lab, pods: Iterable[Pod], progress: Progress = quiet) -> None:

@@ -20,9 +20,7 @@ def run_checks(lab: Lab, pods: dict[str, Pod] | None = None, progress: Progress 
     per node for the same-node traces), and removes the ones it started, also on failure."""
     # Adding a pod makes the CNI bridge plugin (isGateway) switch forwarding back on, so a node with
     # forwarding off would look healthy by the time it is read: read it before any pod starts.
-    adopt = getattr(lab, "adopt_cluster_blocks", None)
-    if callable(adopt):  # a real Calico cluster chose its nodes' blocks: judge against those
-        adopt()
+    lab.adopt_cluster_blocks()  # a real Calico cluster chose its nodes' blocks: judge against those
     forwarding = forwarding_now(lab) if pods is None else {}
     started = start_pods(lab, progress) if pods is None else None
     suite = started or SuitePods(dict(pods or {}), dict(peers or {}))

@@ -16,12 +16,12 @@ GROUP = "services"
 
 def observe_tables(lab: Lab) -> tuple[list[Service], dict[str, str]] | None:
     """The lab's services and every node's nat table, or None when the lab does not list services."""
-    listing = getattr(lab, "services", None)
-    if not callable(listing):
+    listed = lab.services()
+    if listed is None:
         return None
     tables = concurrently({n.name: (lambda n=n: lab.node_run(n.name, ["iptables-save", "-t", "nat"]))
                            for n in lab.spec.nodes})
-    return listing(), {node: res.stdout if res.ok else "" for node, res in tables.items()}
+    return listed, {node: res.stdout if res.ok else "" for node, res in tables.items()}
 
 
 def check_tables(services: Sequence[Service], tables: Mapping[str, str]) -> list[CheckResult]:

@@ -57,6 +57,7 @@ def ipip_refusal(spec: LabSpec, problem: str) -> str:
 
 class NetnsLab(Lab):
     backend = "netns"
+    state_is_local = True  # /run/k8slab/<lab>: an emulated lab shows even to a user who cannot run it
 
     def __init__(self, spec: LabSpec, state_root: Path = names.STATE_ROOT):
         super().__init__(spec)
@@ -169,8 +170,8 @@ class NetnsLab(Lab):
         with self._lock(create=True):
             if self.is_up():
                 raise LabStateError(f"lab {self.spec.name!r} is already up (netns); nothing changed. Use "
-                                    f"`{self.spec.command('recreate')}` to rebuild it or "
-                                    f"`{self.spec.command('destroy')}` to remove it")
+                                    f"`{self.command('recreate')}` to rebuild it or "
+                                    f"`{self.command('destroy')}` to remove it")
             if self._leftovers_under_lock():
                 progress("removing leftovers of an earlier run that did not finish")
                 self._teardown(progress)
@@ -286,7 +287,7 @@ class NetnsLab(Lab):
     def _require_up(self) -> None:
         if not self.is_up():
             raise LabStateError(f"the emulated lab {self.spec.name!r} is not up; start it with "
-                                f"`{self.spec.command('up --backend netns')}`")
+                                f"`{self.command('up')}`")
         drift = self.spec_drift()
         if drift:
             raise LabStateError(drift)
@@ -299,7 +300,7 @@ class NetnsLab(Lab):
             return None
         if not isinstance(built, dict) or built.get("fingerprint") != self._fingerprint():
             return (f"lab {self.spec.name!r} is up, but was built from a different spec than {self.spec.source} "
-                    f"(nodes, addresses or CIDRs differ); `{self.spec.command('recreate')}` rebuilds it")
+                    f"(nodes, addresses or CIDRs differ); `{self.command('recreate')}` rebuilds it")
         return None
 
     def status(self) -> list[dict[str, str]]:
@@ -376,7 +377,7 @@ class NetnsLab(Lab):
     def _read_record(self, name: str) -> state.PodRecord:
         if names.pod_name_problem(name):
             raise state.UnsafeStateError(f"{self.paths.pods_dir} holds a record named {name[:80]!r}, which is no "
-                                         "pod name; `k8slab destroy` removes the lab without reading it")
+                                         f"pod name; `{self.command('destroy')}` removes the lab without reading it")
         data = state.read_json(self.paths.root, self.paths.pod_file(name))
         plan = self.lab_plan
         return state.validate_record(

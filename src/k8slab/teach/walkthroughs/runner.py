@@ -16,7 +16,6 @@ from k8slab.interrupts import no_interrupts
 from k8slab.labs import notes
 from k8slab.labs.base import Lab, Pod, Progress, quiet
 from k8slab.teach.walkthroughs.model import Roles, StepContext, StepResult, StepText, Walkthrough, pods_of
-from k8slab.verify.observe import has_kubernetes
 
 NOTE = "walkthrough-pods"
 
@@ -94,7 +93,7 @@ class Runner:
         if taken:
             raise LabStateError(f"pod(s) {', '.join(taken)} already exist in lab {self.lab.spec.name!r} and the "
                                 f"walkthrough did not start them; it uses these names as the tutorial does. Remove "
-                                f"them with `{self.lab.spec.command('pod delete NAME')}` and run again")
+                                f"them with `{self.lab.command('pod delete NAME')}` and run again")
 
     # ---- pods
     def start(self, name: str, node: str) -> Pod:
@@ -111,7 +110,7 @@ class Runner:
         return self.pods[name]
 
     def _delete(self, name: str) -> None:
-        if has_kubernetes(self.lab):
+        if self.lab.has_kubernetes:
             self.lab.kubectl("delete", "pod", name, "--now", "--ignore-not-found", timeout=120)
         else:
             self.lab.pod_delete(name)
@@ -131,7 +130,7 @@ class Runner:
         self.pods.clear()
         if errors:
             raise CommandFailedError("could not remove every walkthrough pod: " + "; ".join(errors) +
-                                     f"; the next walkthrough removes them, or `{self.lab.spec.command('pod delete NAME')}`")
+                                     f"; the next walkthrough removes them, or `{self.lab.command('pod delete NAME')}`")
 
     def kept(self) -> list[str]:
         """--keep: the pods stay for exploring; the note stays too, so the next walkthrough removes them."""

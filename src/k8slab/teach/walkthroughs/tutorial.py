@@ -25,7 +25,6 @@ from k8slab.teach.walkthroughs.model import (
     StepText,
     Walkthrough,
 )
-from k8slab.verify.observe import has_kubernetes
 
 # The tutorial's pods. The nginx image is real only where Kubernetes runs (the VirtualBox lab).
 NGINX, HTTPD, BUSYBOX = "nginx", "httpd", "busybox"
@@ -85,7 +84,7 @@ def judge_pod_running(spec: LabSpec, pod: Pod | None, phase: str, node_name: str
 
 
 def _run1(ctx: StepContext, text: StepText) -> StepResult:
-    if has_kubernetes(ctx.lab):
+    if ctx.lab.has_kubernetes:
         return _run1_kubernetes(ctx, text)
     lab, node = ctx.lab, ctx.roles.node("dst_worker")
     pod = ctx.start(NGINX, node.name)
