@@ -143,6 +143,9 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
 
 
+ABSENT = object()  # a section lab.yaml does not have (None is one written empty)
+
+
 class _Validator:
     """Collects every problem so a user fixes lab.yaml in one go, not one error per run."""
 
@@ -157,6 +160,8 @@ class _Validator:
             self.problems.append("... and more problems; fix these first")
 
     def mapping(self, data: Any, field: str, required: set[str], optional: set[str]) -> dict[str, Any]:
+        if data is ABSENT:
+            return {}  # its parent said it is missing; its keys are not missing on top of that
         if not isinstance(data, dict):
             self.fail(field, f"must be a mapping, got {_kind(data)}")
             return {}
@@ -188,16 +193,20 @@ class _Validator:
             return None
 
     def validate(self, data: Any) -> LabSpec:
-        top = self.mapping(data, "", {"nodes", "network", "kubernetes", "cni", "box"}, {"name"})
+        sections = {"nodes", "network", "kubernetes", "cni", "box"}
+        if not isinstance(data, dict):  # nothing else can be checked
+            keys = ", ".join(["name", *sorted(sections)])
+            raise LabSpecError(self.source, [f"the file must be a mapping with the keys {keys}; got {_kind(data)}"])
+        top = self.mapping(data, "", sections, {"name"})
         name = self.typed(top, "name", "name", str, "k8slab")
         if name is not None and not LAB_NAME.fullmatch(name):
             self.fail("name", f"{name!r} must be 1-20 lowercase letters, digits or '-' (it names the lab's namespaces)")
 
-        box = self.mapping(top.get("box", {}), "box", {"name", "version"}, set())
+        box = self.mapping(top.get("box", ABSENT), "box", {"name", "version"}, set())
         box_name = self.typed(box, "name", "box.name", str)
         box_version = self.typed(box, "version", "box.version", str)
 
-        net = self.mapping(top.get("network", {}), "network", {"host_only"}, set())
+        net = self.mapping(top.get("network", ABSENT), "network", {"host_only"}, set())
         host_only = self.network(net, "host_only", "network.host_only")
         if host_only is not None and not host_only.subnet_of(VBOX_HOST_ONLY_RANGE):
             self.fail(
@@ -206,14 +215,14 @@ class _Validator:
                 "allows; use a network inside it, or allow yours in /etc/vbox/networks.conf on the host",
             )
 
-        k8s = self.mapping(top.get("kubernetes", {}), "kubernetes", {"version", "pod_cidr", "service_cidr"}, set())
+        k8s = self.mapping(top.get("kubernetes", ABSENT), "kubernetes", {"version", "pod_cidr", "service_cidr"}, set())
         version = self.typed(k8s, "version", "kubernetes.version", str)
         if version is not None and not KUBERNETES_MINOR.fullmatch(version):
             self.fail("kubernetes.version", f"{version!r} must be a minor release like \"1.31\" (quoted)")
         pod_cidr = self.network(k8s, "pod_cidr", "kubernetes.pod_cidr")
         service_cidr = self.network(k8s, "service_cidr", "kubernetes.service_cidr")
 
-        cni = self.mapping(top.get("cni", {}), "cni", {"plugin"},
+        cni = self.mapping(top.get("cni", ABSENT), "cni", {"plugin"},
                            {"backend", "interface", "encapsulation", "block_size"})
         plugin = self.typed(cni, "plugin", "cni.plugin", str)
         if plugin is not None and plugin not in CNI_PLUGINS:
@@ -250,11 +259,13 @@ class _Validator:
             if encap is not None and encap not in calico_facts.ENCAPSULATIONS:
                 self.fail("cni.encapsulation", f"unknown Calico encapsulation {encap!r}; Calico's IPPool modes: "
                           f"{', '.join(calico_facts.ENCAPSULATIONS)} (spelled as Calico spells them)")
+                encap = None
             size = self.typed(cni, "block_size", "cni.block_size", int, calico_facts.DEFAULT_BLOCK_SIZE)
             lo, hi = calico_facts.MIN_BLOCK_SIZE, calico_facts.MAX_BLOCK_SIZE
             if size is not None and not lo <= size <= hi:
                 self.fail("cni.block_size", f"{size} is outside {lo}..{hi}, the IPv4 block sizes Calico's IPPool "
                           "accepts (default 26: 64 addresses per node)")
+                size = None  # no blocks of it can be computed (ipaddress would raise)
             if None in (encap, size):
                 return "", None
             return "", CalicoConfig(encap, size)
@@ -295,7 +306,7 @@ class _Validator:
                 self.fail("nodes", "is empty; list at least the control-plane node")
             return []
         if not isinstance(raw, list) or not raw:
-            self.fail("nodes", f"must be a non-empty list of nodes, got {_kind(raw)}")
+            self.fail("nodes", f"must be a non-empty list of nodes, got {'an empty list' if raw == [] else _kind(raw)}")
             return []
         subnets: list[IPv4Network] = []
         if pod_cidr is not None and calico is not None:

@@ -1,0 +1,1 @@
+k8slab status --backend ssh

@@ -1,0 +1,1 @@
+K8SLAB_BACKEND=virtualbox k8slab status

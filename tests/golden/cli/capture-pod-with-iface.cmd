@@ -1,0 +1,1 @@
+k8slab capture --pod web --iface eth1 -o web.pcap

@@ -1,0 +1,1 @@
+k8slab diagram -o lab.gif

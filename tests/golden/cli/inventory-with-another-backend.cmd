@@ -1,0 +1,1 @@
+k8slab --inventory hosts.yml --backend netns status

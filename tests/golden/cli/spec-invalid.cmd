@@ -1,0 +1,1 @@
+k8slab spec --spec ../spec/several-problems-at-once.yaml

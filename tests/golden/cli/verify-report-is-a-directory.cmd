@@ -1,0 +1,1 @@
+k8slab verify --junit .
