@@ -2,7 +2,7 @@
 
 Nothing here looks at a running lab; `verify`, the acceptance suite, `trace` and the walkthrough
 compare what they observe against these. A spec with five nodes or another pod CIDR gets
-correct expectations without a line changed.
+correct expectations without a line changed. docs/network.md tells why each route and hop is there.
 """
 
 from __future__ import annotations
