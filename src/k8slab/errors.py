@@ -31,7 +31,7 @@ class UsageError(K8slabError):
 
 
 class LabStateError(K8slabError):
-    """The lab is not in the state the command needs (already up, not up, unknown pod...)."""
+    """The lab is not in the state the command needs (already up, not up, no such pod...)."""
 
 
 class CommandFailedError(K8slabError):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from k8slab.errors import CommandFailedError, LabSpecError, LabStateError
+from k8slab.errors import CommandFailedError, LabSpecError, LabStateError, UsageError
 from k8slab.labs.netns import NetnsLab, names, nsfs
 
 from .labtools import (
@@ -164,7 +164,7 @@ def test_unknown_and_taken_names_are_refused_with_what_exists(labs, tmp_path):
         lab.pod_start("early", spec.workers[0].name)
     lab.up()
     lab.pod_start("web", spec.workers[0].name)
-    with pytest.raises(LabStateError, match=f"no-such-node.*{spec.workers[0].name}"):
+    with pytest.raises(UsageError, match=f"no-such-node.*{spec.workers[0].name}"):
         lab.pod_start("x", "no-such-node")
     with pytest.raises(LabStateError, match="already exists.*web"):
         lab.pod_start("web", spec.workers[-1].name)
@@ -172,7 +172,7 @@ def test_unknown_and_taken_names_are_refused_with_what_exists(labs, tmp_path):
         lab.pod_delete("nope")
     with pytest.raises(LabStateError, match="pods: web"):
         lab.pod_run("nope", ["true"])
-    with pytest.raises(LabStateError, match=f"no-such-node.*{spec.control_plane.name}"):
+    with pytest.raises(UsageError, match=f"no-such-node.*{spec.control_plane.name}"):
         lab.node_run("no-such-node", ["true"])
     assert [p.name for p in lab.pods()] == ["web"]
 

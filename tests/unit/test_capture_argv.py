@@ -9,7 +9,7 @@ import pytest
 
 from k8slab.cli import build_parser
 from k8slab.cli.capture_cmds import request
-from k8slab.errors import LabStateError
+from k8slab.errors import UsageError
 from k8slab.labs.capture import IN_POD_NETNS, Capture, in_pod_by_address, is_pcap, over_ssh
 
 
@@ -41,13 +41,13 @@ def parse(tmp_path: Path, *argv: str):
     ((), "say where"), (("--node", "node-1"), "needs --iface"), (("--pod", "a", "--node", "node-1"), "say where"),
     (("--pod", "a", "--iface", "cni0"), "eth0"), (("--pod", "a", "--count", "0"), "positive")])
 def test_arguments_that_do_not_fit_are_refused(tmp_path, argv, message):
-    with pytest.raises(LabStateError, match=message):
+    with pytest.raises(UsageError, match=message):
         request(parse(tmp_path, *argv))
 
 
 def test_output_must_be_a_file_in_an_existing_folder(tmp_path):
     args = build_parser().parse_args(["capture", "--pod", "a", "-o", str(tmp_path / "no" / "x.pcap")])
-    with pytest.raises(LabStateError, match="existing folder"):
+    with pytest.raises(UsageError, match="existing folder"):
         request(args)
     assert request(parse(tmp_path, "--pod", "a", "--filter", "tcp port 80")).bpf == ("tcp", "port", "80")
 

@@ -20,7 +20,7 @@ from test_explain import (
     SAME_TRACE,
 )
 
-from k8slab.errors import LabStateError
+from k8slab.errors import UsageError
 from k8slab.render import diagram
 from k8slab.render.diagram import SWITCH, build_dot, if_id, path_from_stops, pod_id, router_id
 from k8slab.spec.facts import HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF, NAT_NETWORK
@@ -132,7 +132,7 @@ def test_rendered_svg_is_valid_and_shows_the_lab(spec, pods, tmp_path):
 
 
 def test_unknown_output_format_is_refused_before_drawing(tmp_path):
-    with pytest.raises(LabStateError, match=r"\.svg or \.png"):
+    with pytest.raises(UsageError, match=r"\.svg or \.png"):
         diagram.write("digraph {}", tmp_path / "lab.pdf")
     assert not (tmp_path / "lab.pdf").exists()
 

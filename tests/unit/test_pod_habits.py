@@ -10,7 +10,7 @@ import pytest
 
 from k8slab.cli import build_parser, split_command
 from k8slab.cli.pod_cmds import containers_of
-from k8slab.errors import LabStateError
+from k8slab.errors import UsageError
 from k8slab.labs.base import Container, Pod
 from k8slab.labs.netns import containers, images
 from k8slab.labs.placement import node_name_clash, place, schedulable
@@ -41,7 +41,7 @@ def test_containers_from_image_command_and_sidecars():
     args = parse("pod", "run", "web", "--image", "nginx", "--container", "sidecar=busybox", "--", "sleep", "9")
     assert containers_of(args) == (Container("web", "nginx", ("sleep", "9")), Container("sidecar", "busybox"))
     assert containers_of(parse("pod", "run", "x-httpd", "--", "true")) == (Container("x-httpd", "httpd", ("true",)),)
-    with pytest.raises(LabStateError, match="NAME=IMAGE"):
+    with pytest.raises(UsageError, match="NAME=IMAGE"):
         containers_of(parse("pod", "run", "web", "--container", "busybox"))
 
 

@@ -174,8 +174,8 @@ def test_five_nodes_other_cidr_derive_subnets():
 
 
 def test_unknown_node_lists_the_nodes():
-    from k8slab.errors import LabStateError
+    from k8slab.errors import UsageError
 
     spec = load_spec(ROOT / "lab.yaml")
-    with pytest.raises(LabStateError, match="its nodes are: " + ", ".join(n.name for n in spec.nodes)):
+    with pytest.raises(UsageError, match="its nodes are: " + ", ".join(n.name for n in spec.nodes)):
         spec.node("node-9")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from sshd_nodes import missing_tools, sshd_nodes
 
-from k8slab.errors import CommandFailedError, LabStateError
+from k8slab.errors import CommandFailedError, LabStateError, UsageError
 from k8slab.labs.base import Container, PodState, default_containers
 from k8slab.labs.ssh import (
     IMAGE_TAGS,
@@ -85,7 +85,7 @@ def test_testinfra_host_runs_on_the_node(lab):
 
 @needs_root
 def test_unknown_node_lists_the_lab_nodes(lab):
-    with pytest.raises(LabStateError) as err:
+    with pytest.raises(UsageError) as err:
         lab.node_run("node-9", ["true"])
     assert all(n.name in str(err.value) for n in SPEC.nodes)
 

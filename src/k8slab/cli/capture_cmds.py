@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from k8slab.errors import CommandFailedError, LabStateError
+from k8slab.errors import CommandFailedError, UsageError
 from k8slab.labs.base import Lab
 from k8slab.labs.capture import PCAP_MAGIC, Capture, in_pod_by_address
 from k8slab.labs.registry import running_lab
@@ -45,16 +45,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def request(args: argparse.Namespace) -> Capture:
     """The capture asked for, refused before anything runs when the arguments do not fit together."""
     if (args.pod is None) == (args.node is None):
-        raise LabStateError("say where to capture: --node NODE --iface IF, or --pod POD")
+        raise UsageError("say where to capture: --node NODE --iface IF, or --pod POD")
     if args.node is not None and not args.iface:
-        raise LabStateError(f"--node {args.node} needs --iface (e.g. --iface eth1)")
+        raise UsageError(f"--node {args.node} needs --iface (e.g. --iface eth1)")
     if args.pod is not None and args.iface not in (None, POD_IF):
-        raise LabStateError(f"a pod is captured on its {POD_IF}; drop --iface {args.iface}")
+        raise UsageError(f"a pod is captured on its {POD_IF}; drop --iface {args.iface}")
     if args.count is not None and args.count <= 0 or args.seconds is not None and args.seconds <= 0:
-        raise LabStateError("--count and --seconds must be positive")
+        raise UsageError("--count and --seconds must be positive")
     out: Path = args.output
     if out.is_dir() or not out.parent.resolve().is_dir():
-        raise LabStateError(f"-o {out}: give a file in an existing folder, e.g. -o ./capture.pcap")
+        raise UsageError(f"-o {out}: give a file in an existing folder, e.g. -o ./capture.pcap")
     return Capture(args.iface or POD_IF, args.count, args.seconds, tuple(args.filter.split()))
 
 

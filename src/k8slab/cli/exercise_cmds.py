@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import secrets
 
-from k8slab.errors import LabStateError
+from k8slab.errors import LabStateError, UsageError
 from k8slab.labs import notes
 from k8slab.labs.base import Lab
 from k8slab.labs.registry import running_lab
@@ -75,7 +75,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     try:
         exercise = choose(spec, seed, args.level)
     except ValueError as exc:
-        raise LabStateError(f"{exc}; try --level {'hard' if args.level == EASY else EASY}") from None
+        raise UsageError(f"{exc}; try --level {'hard' if args.level == EASY else EASY}") from None
     failed = [r for r in _checks(lab) if not r.ok]
     if failed:
         raise LabStateError(f"lab {spec.name!r} already fails {len(failed)} check(s), so an exercise could not be "

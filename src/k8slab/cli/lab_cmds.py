@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from k8slab.errors import LabStateError
+from k8slab.errors import LabStateError, UsageError
 from k8slab.labs.base import Lab, node_row
 from k8slab.labs.registry import backend_for_up, open_lab, running_lab, survey, unusable_error
 from k8slab.render import console
@@ -84,7 +84,7 @@ def _confirm(args: argparse.Namespace, what: str) -> bool:
     if args.yes:
         return True
     if not sys.stdin.isatty():
-        raise LabStateError(f"refusing to {what} without confirmation; pass --yes")
+        raise UsageError(f"refusing to {what} without confirmation; pass --yes")
     return input(f"{what}? [y/N] ").strip().lower() in ("y", "yes")
 
 

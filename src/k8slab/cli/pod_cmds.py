@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from k8slab.cli.args import subcommand
-from k8slab.errors import LabStateError
+from k8slab.errors import LabStateError, UsageError
 from k8slab.interrupts import Interrupted
 from k8slab.labs.base import Container, Lab, Result, name_problem
 from k8slab.labs.placement import node_name_clash, place
@@ -100,7 +100,7 @@ def _lab(args: argparse.Namespace) -> Lab:
 
 def _command(args: argparse.Namespace) -> list[str]:
     if not args.argv:
-        raise LabStateError("no command given; put it after --, e.g. `-- ip route`")
+        raise UsageError("no command given; put it after --, e.g. `-- ip route`")
     return list(args.argv)
 
 
@@ -110,7 +110,7 @@ def containers_of(args: argparse.Namespace) -> tuple[Container, ...]:
     for item in args.container:
         name, eq, image = item.partition("=")
         if not eq or not name or not image:
-            raise LabStateError(f"--container {item!r}: write NAME=IMAGE, e.g. --container sidecar=busybox")
+            raise UsageError(f"--container {item!r}: write NAME=IMAGE, e.g. --container sidecar=busybox")
         extra.append(Container(name, image))
     if args.image is None and not args.argv and not extra:
         return ()
@@ -124,7 +124,7 @@ def cmd_pod_run(args: argparse.Namespace) -> int:
     lab = _lab(args)
     clash = node_name_clash(lab.spec, args.name)
     if clash:
-        raise LabStateError(clash)
+        raise UsageError(clash)
     containers = containers_of(args)
     node = args.node
     if node is None:

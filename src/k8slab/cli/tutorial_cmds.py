@@ -6,7 +6,7 @@ import argparse
 import sys
 from ipaddress import IPv4Address
 
-from k8slab.errors import LabStateError
+from k8slab.errors import LabStateError, UsageError
 from k8slab.labs.base import name_problem
 from k8slab.labs.registry import running_lab
 from k8slab.render import console
@@ -81,7 +81,7 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
         return 0
     walk = walkthrough(args.name or DEFAULT)
     if args.step is not None and args.step not in walk.numbers:
-        raise LabStateError(f"there is no step {args.step}; the {walk.name} walkthrough has steps "
+        raise UsageError(f"there is no step {args.step}; the {walk.name} walkthrough has steps "
                             f"{', '.join(map(str, walk.numbers))}")
     lab = running_lab(load_spec(args.spec), args.backend, args.inventory)
     # One walkthrough at a time per lab (its pods have the tutorial's fixed names); without --keep its pods
@@ -131,7 +131,7 @@ def _trace(lab, src_text: str, dst_text: str, capture: bool):
     src = resolve_endpoint(lab.spec, pods, src_text, source=True)
     dst = resolve_endpoint(lab.spec, pods, dst_text)
     if src.address == dst.address:
-        raise LabStateError(f"{src_text} and {dst_text} are the same address ({src.address}); pick two places")
+        raise UsageError(f"{src_text} and {dst_text} are the same address ({src.address}); pick two places")
     return observe_trace(lab, src, dst, capture=capture, pods=pods), pods
 
 

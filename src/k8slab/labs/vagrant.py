@@ -34,6 +34,8 @@ from k8slab.provision.inventory import INVENTORY_FILE, PROJECT_ROOT, SshEndpoint
 from k8slab.spec.model import LabSpec
 
 VAGRANTFILE = PROJECT_ROOT / "Vagrantfile"
+VAGRANTFILE_MISSING = f"{VAGRANTFILE} is missing; run k8slab from its project folder"
+VAGRANT_MISSING = f"vagrant not found on PATH; {INSTALL_VAGRANT}"
 # Vagrant keeps each lab's machines apart (VAGRANT_DOTFILE_PATH): two specs never share a VM, and
 # `destroy --spec lab2.yaml` cannot touch lab 1. VirtualBox's VM names carry the lab name too (Vagrantfile).
 VAGRANT_STATE_DIR = PROJECT_ROOT / ".vagrant" / "labs"
@@ -73,7 +75,7 @@ def _availability(path: str, host: tuple[str, str, str] | None = None) -> tuple[
         return None, problem
     exe = shutil.which("vagrant", path=path)
     if exe is None:
-        return None, f"vagrant not found on PATH; {INSTALL_VAGRANT}"
+        return None, VAGRANT_MISSING
     out = _run([exe, "--version"])
     version = vagrant_version(out)
     if version is None or version[:2] < MIN_VAGRANT:
@@ -155,7 +157,7 @@ class VagrantLab(SshLab):
         import vagrant
 
         if not VAGRANTFILE.exists():
-            raise ToolMissingError(f"{VAGRANTFILE} is missing; run k8slab from its project folder")
+            raise ToolMissingError(VAGRANTFILE_MISSING)
         with tempfile.NamedTemporaryFile("w+", prefix="k8slab-vagrant-", suffix=".stderr") as err:
             handle = vagrant.Vagrant(root=str(PROJECT_ROOT), env=self.vagrant_env(),
                                      err_cm=vagrant.make_file_cm(err.name, "w"))
@@ -174,9 +176,9 @@ class VagrantLab(SshLab):
         reads whole lines, so a download's '\r' progress stayed invisible for minutes)."""
         exe = shutil.which("vagrant")
         if exe is None:
-            raise ToolMissingError(f"vagrant not found on PATH; {INSTALL_VAGRANT}")
+            raise ToolMissingError(VAGRANT_MISSING)
         if not VAGRANTFILE.exists():
-            raise ToolMissingError(f"{VAGRANTFILE} is missing; run k8slab from its project folder")
+            raise ToolMissingError(VAGRANTFILE_MISSING)
         tail: collections.deque[str] = collections.deque(maxlen=15)
         with subprocess.Popen([exe, *args], cwd=PROJECT_ROOT, env=self.vagrant_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1) as proc:
@@ -294,7 +296,7 @@ class VagrantLab(SshLab):
         self.spec.node(node)
         exe = shutil.which("vagrant")
         if exe is None:
-            raise ToolMissingError(f"vagrant not found on PATH; {INSTALL_VAGRANT}")
+            raise ToolMissingError(VAGRANT_MISSING)
         return [exe, "ssh", node]
 
     def admin_kubeconfig(self) -> str:

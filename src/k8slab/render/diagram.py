@@ -19,7 +19,7 @@ from ipaddress import IPv4Address, IPv4Network
 from itertools import pairwise
 from pathlib import Path
 
-from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
+from k8slab.errors import CommandFailedError, ToolMissingError, UsageError
 from k8slab.labs.base import Pod
 from k8slab.render.output_files import write_output
 from k8slab.spec import calico, expect_calico
@@ -425,7 +425,7 @@ def output_format(path: str | Path) -> str:
     """svg or png, from the file name; LabStateError before anything is drawn otherwise."""
     suffix = Path(path).suffix.lower().lstrip(".")
     if suffix not in FORMATS:
-        raise LabStateError(f"cannot draw {str(path)!r}: name the output file .svg or .png (e.g. -o lab.svg)")
+        raise UsageError(f"cannot draw {str(path)!r}: name the output file .svg or .png (e.g. -o lab.svg)")
     return suffix
 
 

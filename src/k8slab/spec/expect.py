@@ -145,9 +145,7 @@ def next_hop_into(spec: LabSpec, node: Node, src: Node | None = None) -> Expecte
 
 def hops_from_pod(spec: LabSpec, src_node: Node, dst: IPv4Address) -> list[ExpectedHop]:
     """The hops `traceroute -n dst` must show from a pod on src_node."""
-    dst_node = spec.node_by_ip(dst)
-    if dst_node is None:
-        raise ValueError(f"{dst} is neither a node address nor in a node's pod subnet of lab {spec.name!r}")
+    dst_node = _node_holding(spec, dst)
     target = _target(dst_node, dst, spec)
     if spec.calico is not None:
         return _calico_hops_from_pod(spec, src_node, dst_node, dst, target)
@@ -188,9 +186,7 @@ def calico_tunnel_address(spec: LabSpec, node: Node) -> IPv4Address | None:
 
 def hops_from_node(spec: LabSpec, src_node: Node, dst: IPv4Address) -> list[ExpectedHop]:
     """The hops `traceroute -n dst` must show from src_node itself (e.g. the control plane)."""
-    dst_node = spec.node_by_ip(dst)
-    if dst_node is None:
-        raise ValueError(f"{dst} is neither a node address nor in a node's pod subnet of lab {spec.name!r}")
+    dst_node = _node_holding(spec, dst)
     target = _target(dst_node, dst, spec)
     if dst_node.name == src_node.name or _owned_by_node(dst_node, dst, spec):
         return [ExpectedHop(dst, target.node, target.interface,
@@ -233,3 +229,10 @@ def _target(node: Node, ip: IPv4Address, spec: LabSpec | None = None) -> Expecte
     if ip == node.pod_gateway:
         return ExpectedHop(ip, node.name, BRIDGE_IF, f"the target, {node.name}'s {BRIDGE_IF}")
     return ExpectedHop(ip, None, POD_IF, f"the target pod on {node.name} answers from its {POD_IF}")
+
+
+def _node_holding(spec: LabSpec, dst: IPv4Address) -> Node:
+    node = spec.node_by_ip(dst)
+    if node is None:
+        raise ValueError(f"{dst} is neither a node address nor in a node's pod subnet of lab {spec.name!r}")
+    return node

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from k8slab.errors import LabStateError
+from k8slab.errors import UsageError
 from k8slab.spec import calico as calico_facts
 from k8slab.spec.calico import CalicoConfig
 from k8slab.spec.facts import NODE_CIDR_PREFIX
@@ -75,7 +75,7 @@ class LabSpec:
                 return n
         known = ", ".join(n.name for n in self.nodes)
         # A mistyped node name on the command line, not a fault of lab.yaml.
-        raise LabStateError(f"there is no node {name!r} in lab {self.name!r} ({self.source}); "
+        raise UsageError(f"there is no node {name!r} in lab {self.name!r} ({self.source}); "
                             f"its nodes are: {known}")
 
     def node_by_ip(self, ip: IPv4Address | str) -> Node | None:

@@ -258,9 +258,7 @@ class NetnsLab(Lab):
 
     def _start_cluster_dns(self, progress: Progress) -> None:
         """The kube-dns pod on the control plane (dnsmasq), then every node's kube-proxy chains for it."""
-        plugin_dir = cni.find_plugin_dir()
-        if plugin_dir is None:
-            raise ToolMissingError("CNI plugins missing: apt-get install containernetworking-plugins")
+        plugin_dir = _plugin_dir()
         hosts = services.dns_hosts_file(self.paths.dir)
         services.write_dns_hosts(self.spec, self.paths.root, self.paths.dir, [], [])
         rec = self._make_pod(dns.POD, self.spec.control_plane.name, plugin_dir, (dns.container(self.spec, hosts),))
@@ -446,9 +444,7 @@ class NetnsLab(Lab):
                 known = ", ".join(p.name for p in self.pods())
                 raise LabStateError(f"pod {', '.join(taken)} already exists in lab {self.spec.name!r} "
                                     f"(pods: {known}); delete it first or pick another name")
-            plugin_dir = cni.find_plugin_dir()
-            if plugin_dir is None:
-                raise ToolMissingError("CNI plugins missing: apt-get install containernetworking-plugins")
+            plugin_dir = _plugin_dir()
             by_node: dict[str, list[str]] = {}
             for name, node in wanted:
                 by_node.setdefault(node, []).append(name)
@@ -549,10 +545,8 @@ class NetnsLab(Lab):
     def pod_delete(self, name: str) -> None:
         check_name("pod", name)
         if dns.is_system(name):
-            raise LabStateError(f"{name} is the lab's cluster DNS pod; `{self.spec.command('destroy')}` removes it")
-        plugin_dir = cni.find_plugin_dir()
-        if plugin_dir is None:
-            raise ToolMissingError("CNI plugins missing: apt-get install containernetworking-plugins")
+            raise LabStateError(f"{name} is the lab's cluster DNS pod; `{self.command('destroy')}` removes it")
+        plugin_dir = _plugin_dir()
         with self._lock():
             rec = self._pod_record(name)
             with no_interrupts():
@@ -621,3 +615,10 @@ def _kill_group(pid: int) -> None:
     # Ctrl-C may land after the command already exited; the group is then gone, which is fine.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def _plugin_dir() -> str:
+    found = cni.find_plugin_dir()
+    if found is None:
+        raise ToolMissingError("CNI plugins missing: apt-get install containernetworking-plugins")
+    return found
