@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import secrets
+from pathlib import Path
+
 import pytest
 
 from k8slab.labs.base import Pod
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def spec_copy(path: Path, prefix: str = "u") -> Path:
+    """The project's lab.yaml at path under a random lab name (nothing of another run's lab is touched)."""
+    path.write_text((ROOT / "lab.yaml").read_text().replace("name: tutorial", f"name: {prefix}-{secrets.token_hex(3)}", 1))
+    return path
+
+
+@pytest.fixture
+def spec_file(tmp_path) -> Path:
+    """A spec file of its own (a random lab name) for tests that run the CLI."""
+    return spec_copy(tmp_path / "my-lab.yaml")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ without root is arranged by replacing the preflight's answer)."""
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,6 @@ from k8slab.cli import main
 from k8slab.labs.netns import NetnsLab, preflight
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def spec_file(tmp_path) -> Path:
-    name = f"r2-u{secrets.token_hex(3)}"
-    path = tmp_path / "lab.yaml"
-    path.write_text((ROOT / "lab.yaml").read_text().replace("name: tutorial", f"name: {name}", 1))
-    return path
 
 
 def k8slab(capsys, spec: Path, *args: str) -> tuple[int, str, str]:

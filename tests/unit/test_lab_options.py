@@ -4,7 +4,6 @@ No root and no lab: `k8slab spec` reads only the spec, the rest stops at the sel
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,6 @@ from k8slab.labs.registry import BACKENDS, Selection, lab_class, start_hint
 from k8slab.spec.load import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def spec_file(tmp_path) -> Path:
-    name = f"a-o{secrets.token_hex(3)}"
-    path = tmp_path / "my.yaml"
-    path.write_text((ROOT / "lab.yaml").read_text().replace("name: tutorial", f"name: {name}", 1))
-    return path
 
 
 @pytest.fixture

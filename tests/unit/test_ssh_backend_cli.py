@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 
 import pytest
 from sshd_nodes import missing_tools, sshd_nodes
 
+from conftest import spec_copy
 from k8slab.cli import main
 from k8slab.provision.inventory import write_inventory
 from k8slab.spec.load import load_spec
@@ -39,8 +39,7 @@ def cluster(tmp_path_factory):
     if missing:
         pytest.skip(f"missing {', '.join(missing)} (make setup installs openssh-server, netcat-openbsd)")
     work = tmp_path_factory.mktemp("ssh-cli")
-    spec_file = work / "lab.yaml"
-    spec_file.write_text((ROOT / "lab.yaml").read_text().replace("name: tutorial", f"name: a-s{secrets.token_hex(3)}", 1))
+    spec_file = spec_copy(work / "lab.yaml", "s")
     spec = load_spec(spec_file)
     bin_dir = work / "bin"
     bin_dir.mkdir()

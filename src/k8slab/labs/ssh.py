@@ -6,10 +6,12 @@ already has, described by an Ansible inventory (`k8slab provision --inventory FI
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -124,6 +126,7 @@ class SshLab(Lab):
         self.inventory = inventory
         self._clients: dict[str, paramiko.SSHClient] = {}
         self._tmp: tempfile.TemporaryDirectory | None = None
+        self._tmp_lock = threading.Lock()
         self._closer = weakref.finalize(self, SshLab._close_all, self._clients)
 
     @classmethod
@@ -155,12 +158,17 @@ class SshLab(Lab):
         return endpoints_for(self.spec, self.endpoints(), "the inventory")[self.spec.node(node).index]
 
     def ssh_config_file(self) -> Path:
-        """An ssh_config for this lab's nodes, for testinfra's paramiko backend."""
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix=f"k8slab-{self.spec.name}-ssh-")
-        path = Path(self._tmp.name) / "ssh_config"
-        path.write_text(ssh_config_text({e.name: e for e in endpoints_for(self.spec, self.endpoints(),
-                                                                           "the inventory")}))
+        """An ssh_config for this lab's nodes, for testinfra's paramiko backend. Called from the threads that
+        observe nodes at once: one directory per lab (a second one would be garbage-collected, and removed,
+        while a thread still reads its file) and the file replaced whole, never seen half written."""
+        text = ssh_config_text({e.name: e for e in endpoints_for(self.spec, self.endpoints(), "the inventory")})
+        with self._tmp_lock:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix=f"k8slab-{self.spec.name}-ssh-")
+            path = Path(self._tmp.name) / "ssh_config"
+            fresh = path.with_name(f"ssh_config.{threading.get_ident()}")
+            fresh.write_text(text)
+            os.replace(fresh, path)
         return path
 
     # lifecycle: the machines exist already; `up` provisions them, `destroy` leaves them alone
