@@ -111,3 +111,12 @@ def test_init_and_join_are_detected_by_stamps_and_reset_when_unfinished():
         assert len(resets) >= 2, f"{role}: a leftover and a failed attempt are both reset: {resets}"
     # admin.conf no longer proves a finished init (kubeadm writes it before the later phases).
     assert not any("creates" in str(t) and "admin" in str(t) for t in tasks.values())
+
+
+def test_the_first_play_pulls_the_cni_images_before_any_node_joins():
+    first = yaml.safe_load(PLAYBOOK.read_text())[0]
+    pulls = [t for t in first.get("tasks", []) if t.get("ansible.builtin.include_role", {}).get("name") == "flannel"]
+    assert pulls and pulls[0]["ansible.builtin.include_role"]["tasks_from"] == "images.yml"
+    (task,) = yaml.safe_load((ROLES / "flannel" / "tasks" / "images.yml").read_text())
+    assert task["loop"] == ["{{ flannel_image }}", "{{ flannel_cni_plugin_image }}"]
+    assert "kubernetes_done_stamp" in task["when"]  # only on a node that has not joined yet

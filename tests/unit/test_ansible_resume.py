@@ -67,6 +67,13 @@ class Node:
                 "k8slab_kubelet_kubeconfig": str(self.kubelet_conf)}
 
 
+def first_play_cni_pull() -> dict:
+    """The CNI image pull task of site.yml's first play, as it is written there."""
+    first = yaml.safe_load((ROOT / "ansible" / "site.yml").read_text())[0]
+    (task,) = [t for t in first["tasks"] if "flannel" in str(t.get("ansible.builtin.include_role"))]
+    return task
+
+
 def run(tmp_path: Path, node: str, *, registered: list[str], fail: dict[str, int] | None = None,
         prepare=None, joined: tuple[str, ...] = ()) -> tuple[int, list[str], str, Node]:
     """The control plane's init tasks (node = CP) or a worker's image and join tasks, on a fresh
@@ -105,6 +112,7 @@ def run(tmp_path: Path, node: str, *, registered: list[str], fail: dict[str, int
                          "token": "abcdef.0123456789abcdef", "ca_cert_hash": "sha256:" + "ab" * 32}}}]},
                  {"name": "join", "hosts": node, "gather_facts": False, "tasks": [
                      {"ansible.builtin.include_role": {"name": "kubernetes", "tasks_from": "images.yml"}},
+                     first_play_cni_pull(),
                      {"ansible.builtin.include_role": {"name": "worker", "tasks_from": "join.yml"}}]}]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
     log = tmp_path / "calls.log"
@@ -176,7 +184,10 @@ def test_fresh_worker_pulls_its_images_joins_and_removes_the_token_file(tmp_path
     assert rc == 0, out
     assert kubeadm(calls) == ["join"]
     pulls = [c for c in calls if c.startswith("crictl ") and " pull " in c]
-    assert len(pulls) == 2 and any("kube-proxy" in c for c in pulls)
+    flannel = yaml.safe_load((ROOT / "roles" / "flannel" / "defaults" / "main.yml").read_text())
+    assert len(pulls) == 4 and any("kube-proxy" in c for c in pulls)
+    assert any(f"flannel:{flannel['flannel_version']}" in c for c in pulls)
+    assert any(f"flannel-cni-plugin:{flannel['flannel_cni_plugin_version']}" in c for c in pulls)
     assert (sim.config_dir / "kubeadm-join.done").exists()
     assert not (sim.config_dir / "kubeadm-join.yaml").exists()
     assert "abcdef.0123456789abcdef" not in out  # no_log kept the token out of the output
