@@ -68,7 +68,8 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=2.0,
                         help="seconds between runs: the kernel frees destroyed namespaces in the background")
     parser.add_argument("--prefix", default="bench", help="lab name prefix (lab names must be unique on the machine)")
-    parser.add_argument("--dataplanes", default=",".join(DATAPLANES), help="comma separated, from: " + ", ".join(DATAPLANES))
+    parser.add_argument("--dataplanes", default=",".join(DATAPLANES),
+                        help="comma separated, from: " + ", ".join(DATAPLANES))
     args = parser.parse_args()
     problem = NetnsLab.unavailable_reason()
     if problem:
@@ -76,7 +77,8 @@ def main() -> int:
         return 2
     unknown = [d for d in args.dataplanes.split(",") if d not in DATAPLANES]
     if unknown:
-        print(f"netns_bench: unknown dataplane(s) {', '.join(unknown)}; known: {', '.join(DATAPLANES)}", file=sys.stderr)
+        print(f"netns_bench: unknown dataplane(s) {', '.join(unknown)}; known: {', '.join(DATAPLANES)}",
+              file=sys.stderr)
         return 2
     print(f"{'dataplane':>24} {'size':>6} {'lab':>8} {'pods':>8} {'up':>8} {'destroy':>8}  target(up)"
           f"  (median of {args.runs} runs, s)")

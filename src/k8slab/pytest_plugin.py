@@ -6,7 +6,7 @@ Installed with k8slab (the `pytest11` entry point in pyproject.toml), so pytest 
 
 Options (each also from the environment):
   --k8slab-spec / --spec FILE           K8SLAB_SPEC       the lab spec (default: lab.yaml in pytest's rootdir)
-  --k8slab-backend / --lab-backend B    K8SLAB_BACKEND    netns | vagrant | ssh (default: the lab of the spec that is up)
+  --k8slab-backend / --lab-backend B    K8SLAB_BACKEND    netns | vagrant | ssh (default: the spec's lab that is up)
   --k8slab-inventory / --lab-inventory  K8SLAB_INVENTORY  an existing cluster, from an Ansible inventory (SSH)
 
 Fixtures: `spec` (the LabSpec), `lab` (the running Lab), `node_hosts` / `pod_hosts` (name -> testinfra

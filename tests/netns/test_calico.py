@@ -62,7 +62,8 @@ def test_calico_dataplane_as_calico_builds_it(labs, encapsulation):
     assert lab.node_run(a.name, ["cat", f"/proc/sys/net/ipv4/conf/{veth}/proxy_arp"]).stdout.strip() == "1"
 
     seen = routes(lab, a.name)
-    assert [(r["dev"], r.get("scope"), r.get("gateway")) for r in seen if r["dst"] == str(p1.ip)] == [(veth, "link", None)]
+    to_p1 = [(r["dev"], r.get("scope"), r.get("gateway")) for r in seen if r["dst"] == str(p1.ip)]
+    assert to_p1 == [(veth, "link", None)]
     (hole,) = [r for r in seen if r.get("type") == "blackhole"]
     assert hole["dst"] == str(a.pod_subnet)
     assert hole["protocol"] == ("bird" if conf.uses_bgp else str(calico.PROTO_FELIX))

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def spec_copy(path: Path, prefix: str = "u") -> Path:
     """The project's lab.yaml at path under a random lab name (nothing of another run's lab is touched)."""
-    path.write_text((ROOT / "lab.yaml").read_text().replace("name: tutorial", f"name: {prefix}-{secrets.token_hex(3)}", 1))
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    path.write_text((ROOT / "lab.yaml").read_text().replace("name: tutorial", f"name: {name}", 1))
     return path
 
 

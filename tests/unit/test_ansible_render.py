@@ -245,7 +245,8 @@ def test_containerd_config(spec):
     config = tomllib.loads(render("containerd", "config.toml.j2", spec, spec.control_plane.name))
     assert config["version"] == 3  # containerd 2.x plugin names
     plugins = config["plugins"]
-    assert plugins["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == ansible_vars(spec)["k8slab_pause_image"]
+    pinned = plugins["io.containerd.cri.v1.images"]["pinned_images"]
+    assert pinned["sandbox"] == ansible_vars(spec)["k8slab_pause_image"]
     runtime = plugins["io.containerd.cri.v1.runtime"]
     assert runtime["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
     assert runtime["cni"]["bin_dirs"] == ["/opt/cni/bin"]

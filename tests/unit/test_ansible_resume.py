@@ -117,7 +117,8 @@ def run(tmp_path: Path, node: str, *, registered: list[str], fail: dict[str, int
     (tmp_path / "play.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
     log = tmp_path / "calls.log"
     env = {**os.environ, "PATH": f"{stubs}{os.pathsep}{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "STUB_LOG": str(log), "HASH": "ab" * 32, "REGISTERED": " ".join(registered), "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+           "STUB_LOG": str(log), "HASH": "ab" * 32, "REGISTERED": " ".join(registered),
+           "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
            **{f"FAIL_{verb.upper()}": str(times) for verb, times in (fail or {}).items()}}
     result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), "-e",

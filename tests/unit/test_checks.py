@@ -141,7 +141,8 @@ def test_interface_up_with_another_address_fails(spec, ifname):
     node, other = spec.nodes[1], spec.nodes[2]
     if ifname == HOST_ONLY_IF:
         taken = {n.ip for n in spec.nodes} | {spec.host_ip}
-        wrong = IPv4Interface(f"{next(ip for ip in spec.host_only.hosts() if ip not in taken)}/{spec.host_only.prefixlen}")
+        free = next(ip for ip in spec.host_only.hosts() if ip not in taken)
+        wrong = IPv4Interface(f"{free}/{spec.host_only.prefixlen}")
     else:
         wrong = IPv4Interface(f"{other.pod_gateway}/{other.pod_subnet.prefixlen}")
     facts = healthy(spec)

@@ -182,4 +182,5 @@ def test_pod_trace_failing_from_a_pod_without_proxy_arp_names_it():
 
     run = TraceRun("traceroute", (None, None, None), "")
     result = checks.check_pod_trace(spec, src, dst, run, facts)
-    assert not result.ok and diagnose_calico.proxy_arp_off(src.node, calico.veth_name(src.name), src.name) in result.cause
+    assert not result.ok
+    assert diagnose_calico.proxy_arp_off(src.node, calico.veth_name(src.name), src.name) in result.cause

@@ -53,7 +53,8 @@ def problems(data: dict) -> list[str]:
 
 
 def routes_of(plan, netns):
-    return {(r.dst, r.via, r.dev, r.onlink, r.proto, r.blackhole) for r in (x.route for x in plan.routes if x.netns == netns)}
+    return {(r.dst, r.via, r.dev, r.onlink, r.proto, r.blackhole)
+            for r in (x.route for x in plan.routes if x.netns == netns)}
 
 
 # ---- lab.yaml --------------------------------------------------------------------------------
@@ -171,7 +172,8 @@ def test_vxlan_mode_routes_are_felixs_over_vxlan_calico_with_neighbours_and_fdb(
         assert {(x.dst, x.lladdr) for x in plan.neighs if x.netns == ns} == {
             (m.pod_subnet.network_address, calico.vtep_mac(m.ip)) for m in others}
         assert {x.dst for x in plan.neighs if x.netns == ns} == vteps
-        assert {(x.lladdr, x.dst) for x in plan.fdbs if x.netns == ns} == {(calico.vtep_mac(m.ip), m.ip) for m in others}
+        fdb = {(x.lladdr, x.dst) for x in plan.fdbs if x.netns == ns}
+        assert fdb == {(calico.vtep_mac(m.ip), m.ip) for m in others}
 
 
 def test_vxlan_cross_subnet_routes_a_shared_subnet_directly_via_eth1():
@@ -179,7 +181,8 @@ def test_vxlan_cross_subnet_routes_a_shared_subnet_directly_via_eth1():
     plan = build_plan(spec)
     for n in spec.nodes:
         ns = names.node_netns(spec.name, n.name)
-        peers = {(r.dst, r.via, r.dev, r.proto) for r in (x.route for x in plan.routes if x.netns == ns) if r.dst.subnet_of(spec.pod_cidr)
+        peers = {(r.dst, r.via, r.dev, r.proto) for r in (x.route for x in plan.routes if x.netns == ns)
+                 if r.dst.subnet_of(spec.pod_cidr)
                  and not r.blackhole}
         assert peers == {(m.pod_subnet, m.ip, HOST_ONLY_IF, calico.PROTO_FELIX) for m in spec.nodes if m is not n}
 
@@ -189,9 +192,11 @@ def test_calico_pods_are_wired_by_calicos_rules():
     plan = build_plan(spec)
     for n in spec.nodes:
         conf = plan.node_plan(n.name).cni_config
-        assert (conf["type"], conf["ipam"]["type"], conf["ipam"]["block"]) == ("calico", "calico-ipam", str(n.pod_subnet))
+        ipam = conf["ipam"]
+        assert (conf["type"], ipam["type"], ipam["block"]) == ("calico", "calico-ipam", str(n.pod_subnet))
         assert conf["ipam"]["first_ordinal"] == 0  # no tunnel address: the block's network address is a pod's
-    assert calico_spec("VXLAN").calico and build_plan(calico_spec("VXLAN")).nodes[0].cni_config["ipam"]["first_ordinal"] == 1
+    vxlan = calico_spec("VXLAN")
+    assert vxlan.calico and build_plan(vxlan).nodes[0].cni_config["ipam"]["first_ordinal"] == 1
     assert calico.veth_name("web") == "cali" + hashlib.sha1(b"default.web").hexdigest()[:11]
     assert len(calico.veth_name("x" * 63)) <= names.IFNAMSIZ
 
@@ -223,7 +228,8 @@ def test_flannel_ipip_device_addresses_routes_and_mtu():
         assert (tun.ifname, tun.local, tun.mtu) == (FLANNEL_IPIP_IF, n.ip, 1480)
         assert {a.address for a in plan.addrs if a.netns == ns and a.ifname == FLANNEL_IPIP_IF} == {
             IPv4Interface(f"{n.pod_subnet.network_address}/32")}
-        peers = {(r.dst, r.via, r.dev, r.onlink) for r in (x.route for x in plan.routes if x.netns == ns) if r.dst != DEFAULT_ROUTE}
+        peers = {(r.dst, r.via, r.dev, r.onlink) for r in (x.route for x in plan.routes if x.netns == ns)
+                 if r.dst != DEFAULT_ROUTE}
         assert peers == {(m.pod_subnet, m.ip, FLANNEL_IPIP_IF, True) for m in spec.nodes if m is not n}
         assert plan.node_plan(n.name).cni_config["mtu"] == 1480
     assert "mode ipip local" in plan.render()

@@ -88,7 +88,8 @@ def test_every_node_interface_and_pod_is_drawn(spec, pods):
     for node in spec.nodes:
         for iface in ("lo", "eth0", "eth1", "cni0"):
             assert f'"{if_id(node.name, iface)}" [label=' in dot
-        assert f"{node.ip}/{spec.host_only.prefixlen}" in dot and f"{node.pod_gateway}/{node.pod_subnet.prefixlen}" in dot
+        assert f"{node.ip}/{spec.host_only.prefixlen}" in dot
+        assert f"{node.pod_gateway}/{node.pod_subnet.prefixlen}" in dot
         assert f'"{diagram.SWITCH}" -> "{if_id(node.name, "eth1")}"' in dot
         for peer in spec.nodes:
             if peer != node:

@@ -88,7 +88,8 @@ def test_cluster_ips_skip_the_apiserver_and_kube_dns():
 
 @pytest.mark.parametrize(("args", "message"), [
     (("Web", 80, 80, ["a"]), "DNS label"), (("web", 0, 80, ["a"]), "--port 0"), (("web", 80, 70000, ["a"]), "1-65535"),
-    (("web", 80, 80, []), "name the pods"), (("web", 80, 80, ["zz"]), "no pod named zz"), (("old", 80, 80, ["a"]), "exists")])
+    (("web", 80, 80, []), "name the pods"), (("web", 80, 80, ["zz"]), "no pod named zz"),
+    (("old", 80, 80, ["a"]), "exists")])
 def test_bad_services_are_refused_with_the_reason(args, message):
     problems = services.expose_problems(SPEC, *args, known_pods={"a"}, existing={"old"})
     assert any(message in p for p in problems), problems

@@ -29,7 +29,8 @@ WORKER = SPEC.workers[0].name
 
 ROLE_TASKS = [
     {"name": "report the node", "ansible.builtin.debug": {"msg": "{{ inventory_hostname }}"}},
-    {"name": "write a marker", "ansible.builtin.copy": {"content": "x", "dest": "{{ marker_dir }}/{{ inventory_hostname }}"}},
+    {"name": "write a marker",
+     "ansible.builtin.copy": {"content": "x", "dest": "{{ marker_dir }}/{{ inventory_hostname }}"}},
     {"name": "only on the control plane", "ansible.builtin.debug": {"msg": "cp"},
      "when": "inventory_hostname == control_plane_name"},
 ]

@@ -71,7 +71,8 @@ def vagrant_env(spec_file: Path, tmp_path: Path) -> dict[str, str]:
 
 def test_vagrant_validate_passes_and_names_the_spec_nodes(spec_file, tmp_path):
     spec = load_spec(spec_file)
-    proc = subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=tmp_path, env=vagrant_env(spec_file, tmp_path),
+    proc = subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=tmp_path,
+                          env=vagrant_env(spec_file, tmp_path),
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Vagrantfile validated successfully" in proc.stdout

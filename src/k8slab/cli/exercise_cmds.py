@@ -111,7 +111,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     failed = [r for r in results if not r.ok]
     if not failed:
         notes.remove(lab, NOTE)
-        console.say(f"{console.mark(True)} solved: all {len(results)} checks pass. What was broken: {exercise.answer()}")
+        console.say(f"{console.mark(True)} solved: all {len(results)} checks pass. "
+                    f"What was broken: {exercise.answer()}")
         return 0
     console.say(f"{console.mark(False)} not yet: {len(failed)} of {len(results)} checks fail")
     if args.hint:

@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", type=pod_name, help="pod name, a DNS label that is not a node's name (e.g. web)")
     p.add_argument("--image", help="the first container's image (e.g. --image=httpd); default: httpd or nginx "
                                    "if a word of the name is one, else busybox")
-    p.add_argument("--node", type=node_name, help="pin the pod to this node (e.g. --node node-1); default: the schedulable node "
+    p.add_argument("--node", type=node_name,
+                   help="pin the pod to this node (e.g. --node node-1); default: the schedulable node "
                                   "with the fewest pods, as the scheduler would spread them")
     p.add_argument("--container", action="append", default=[], metavar="NAME=IMAGE",
                    help="another container sharing the pod's network, repeatable (e.g. --container sidecar=busybox)")
@@ -56,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = subcommand(pod_sub, "exec", "run a command in a pod's container (kubectl exec)", EXEC_EXAMPLES)
     p.add_argument("-i", "--stdin", action="store_true", help="keep stdin open, as kubectl's -i (e.g. -it for a shell)")
-    p.add_argument("-t", "--tty", action="store_true", help="give the command a terminal, as kubectl's -t (e.g. -it for a shell)")
+    p.add_argument("-t", "--tty", action="store_true",
+                   help="give the command a terminal, as kubectl's -t (e.g. -it for a shell)")
     p.add_argument("name", type=pod_name, help="the pod (e.g. client)")
     p.add_argument("-c", "--container", help="which container (e.g. -c sidecar); default: the pod's first")
     p.add_argument("argv", nargs="*", metavar="-- CMD ARGS", help="the command (e.g. -- traceroute -n 10.244.2.2)")
@@ -70,7 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     node = sub.add_parser("node", help="run commands on a node")
     node_sub = node.add_subparsers(dest="node_command", metavar="ACTION")
     node_sub.required = True
-    p = subcommand(node_sub, "exec", "run a command on a node", "examples:\n  k8slab node exec controlplane -- ip route\n"
+    p = subcommand(node_sub, "exec", "run a command on a node",
+                   "examples:\n  k8slab node exec controlplane -- ip route\n"
                 "  k8slab node exec node-1 -- tcpdump -ni cni0 icmp\n")
     p.add_argument("node", type=node_name, help="the node (e.g. node-1)")
     p.add_argument("argv", nargs="*", metavar="-- CMD ARGS", help="the command (e.g. -- ip route)")

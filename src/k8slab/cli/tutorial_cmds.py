@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run traceroute -n from SRC to DST, read `ip route get` on the way, and explain "
                                    "which route sent the packet where. Exit status 1 if the path is not the "
                                    "tutorial's.",
-                       epilog="examples:\n  k8slab trace busybox httpd          pod to pod (names from `k8slab pod list`)\n"
+                       epilog="examples:\n"
+                              "  k8slab trace busybox httpd          pod to pod (names from `k8slab pod list`)\n"
                               "  k8slab trace controlplane node-1    node to node\n"
                               "  k8slab trace busybox 10.244.1.5 --no-capture",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,10 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Draw the lab like the tutorial's figures: each node with its interfaces and "
                                    "routing table, its pods, the host-only network. With --trace, the path of a "
                                    "packet in red, and where it was lost if it was.",
-                       epilog="examples:\n  k8slab diagram -o lab.svg\n  k8slab diagram -o path.png --trace busybox httpd",
+                       epilog="examples:\n  k8slab diagram -o lab.svg\n"
+                              "  k8slab diagram -o path.png --trace busybox httpd",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="lab.svg or lab.png")
-    p.add_argument("--trace", nargs=2, type=endpoint, metavar=("SRC", "DST"), help="highlight the path of a trace from SRC to DST")
+    p.add_argument("--trace", nargs=2, type=endpoint, metavar=("SRC", "DST"),
+                   help="highlight the path of a trace from SRC to DST")
     p.set_defaults(func=cmd_diagram)
 
 

@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("kubeconfig", help="write the VirtualBox lab's kubeconfig so kubectl on this host reaches it",
                        description="Copies the control plane's admin.conf with its server on the control plane's "
-                                   "eth1 address. Example: k8slab kubeconfig && export KUBECONFIG=build/tutorial.kubeconfig")
+                                   "eth1 address. Example: "
+                                   "k8slab kubeconfig && export KUBECONFIG=build/tutorial.kubeconfig")
     p.add_argument("-o", "--output", metavar="FILE", type=Path,
                    help="where to write it (default: build/<lab name>.kubeconfig)")
     p.set_defaults(func=cmd_kubeconfig)

@@ -154,7 +154,8 @@ def check(saved: str, services: Iterable[Service]) -> list[str]:
             if not svc.endpoints:
                 continue
             if len(entry) != 1 or not (entry[0].target or "").startswith("KUBE-SVC-"):
-                problems.append(f"{where}: KUBE-SERVICES has {len(entry)} rules for it, not one jump to a KUBE-SVC chain")
+                problems.append(f"{where}: KUBE-SERVICES has {len(entry)} rules for it, "
+                                "not one jump to a KUBE-SVC chain")
                 continue
             chain = entry[0].target
             picks = [r for r in table if r.chain == chain and (r.target or "").startswith("KUBE-SEP-")]

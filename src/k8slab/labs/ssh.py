@@ -345,7 +345,8 @@ class SshLab(Lab):
         known = self._pod_names()
         missing = [p for p in pod_names if p not in known]
         if missing or not pod_names:
-            raise LabStateError(f"no pod named {', '.join(missing) or '(none given)'}; pods: {', '.join(known) or 'none'}")
+            raise LabStateError(f"no pod named {', '.join(missing) or '(none given)'}; "
+                                f"pods: {', '.join(known) or 'none'}")
         self._kubectl_ok(*kubectl_services.label_args(name, pod_names), what=f"kubectl label pods for {name}")
         self._kubectl_ok(*kubectl_services.expose_args(name, pod_names[0], port, target_port, protocol),
                          what=f"kubectl expose {name}")
@@ -385,7 +386,8 @@ def read_inventory(spec: LabSpec, inventory: Path) -> dict[str, SshEndpoint]:
     if exe is None:
         raise ToolMissingError("ansible-inventory not found; install ansible (`pip install ansible`) or run "
                                "`make setup`")
-    proc = subprocess.run([exe, "-i", str(inventory), "--list"], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([exe, "-i", str(inventory), "--list"], check=False, capture_output=True, text=True,
+                          timeout=60)
     if proc.returncode != 0:
         raise CommandFailedError(f"ansible-inventory cannot read {inventory}: {proc.stderr.strip()}")
     endpoints = endpoints_from_inventory(json.loads(proc.stdout))

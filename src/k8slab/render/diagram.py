@@ -139,7 +139,8 @@ def path_from_stops(spec: LabSpec, src, dst, stops, hops: Sequence[IPv4Address |
 def _where_lost(spec: LabSpec, src, dst, stops, ids: Sequence[str]) -> tuple[str | None, str, tuple[str, str] | None]:
     """For a packet that did not reach dst: the last element it reached, why, and the route it lacked there."""
     last = stops[-1] if stops else None
-    if last is None or (last.route is not None and last.route.local) or (dst.pod and ids and ids[-1] == pod_id(dst.pod)):
+    if last is None or (last.route is not None and last.route.local) or \
+            (dst.pod and ids and ids[-1] == pod_id(dst.pod)):
         return None, "", None
     if last.route is not None and last.route.via is None and last.route.dev == BRIDGE_IF and not dst.pod:
         return None, "", None  # a node's own bridge answered: delivered
@@ -209,7 +210,10 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
         n = node.name
         role = "control plane" if node.is_control_plane else "worker"
         out.append(f"  subgraph {_q('cluster_' + n)} {{")
-        out.append(f"    graph {_attrs(label=_html_label(f'{n} ({role})', [f'pod subnet {node.pod_subnet}']), style='rounded,filled', fillcolor='#f3f3f3', color='#888888', fontsize=13, margin=12, labelloc='b')};")
+        node_title = _html_label(f'{n} ({role})', [f'pod subnet {node.pod_subnet}'])
+        box_attrs = _attrs(label=node_title, style='rounded,filled', fillcolor='#f3f3f3', color='#888888', fontsize=13,
+                           margin=12, labelloc='b')
+        out.append(f"    graph {box_attrs};")
         lines = list(routes.get(n, [])) if routes and n in routes else spec_route_lines(spec, node)
         lacking = path.missing[1] if path and path.missing and path.missing[0] == n else None
         lines = [line for line in lines if line != lacking]  # the trace proved it absent, whatever the spec says
@@ -236,7 +240,8 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
             out.append(f"    {_q(eid)} {_attrs(label=label, fillcolor=_FILL.get(name, TUNNEL_FILL), style=style)};")
         for pod in [p for p in pods if p.node == n]:
             pid = pod_id(pod.name)
-            out.append(f"    {_q(pid)} {_attrs(label=_html_label('pod ' + pod.name, [f'{POD_IF} {pod.ip}'], badge(pid)), fillcolor=_FILL['pod'], shape='box', style='filled')};")
+            pod_label = _html_label('pod ' + pod.name, [f'{POD_IF} {pod.ip}'], badge(pid))
+            out.append(f"    {_q(pid)} {_attrs(label=pod_label, fillcolor=_FILL['pod'], shape='box', style='filled')};")
             if spec.calico is not None:
                 edges.append((router_id(n), pid, {"label": f"{calico.veth_name(pod.name)} (proxy ARP)"}))
             else:
@@ -245,7 +250,8 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
         out.append(f"    {{ rank=same; {'; '.join(_q(if_id(n, i)) for i in same_rank)}; }}")
         nat = f"{n}/nat"
         nat_label = _html_label("VirtualBox NAT", [f"gateway {NAT_GATEWAY}", f"reaches {n} only"])
-        out.append(f"    {_q(nat)} {_attrs(label=nat_label, fillcolor='white', style='dashed,rounded', fontsize=9, color='#999999')};")
+        nat_attrs = _attrs(label=nat_label, fillcolor='white', style='dashed,rounded', fontsize=9, color='#999999')
+        out.append(f"    {_q(nat)} {nat_attrs};")
         if path and path.lost_at and _node_of(path.lost_at, pods) == n:
             out += _lost_mark(path)  # inside the node's box, so its arrow crosses no title
         out.append("  }")
@@ -277,7 +283,8 @@ def build_dot(spec: LabSpec, pods: Sequence[Pod] = (), path: Path_ | None = None
         # The path crossed something the diagram has no link for (a misrouted lab): draw it anyway.
         for key in missing:
             a, b = on_path[key]
-            out.append(f"  {_q(a)} -> {_q(b)} {_attrs(color=HIGHLIGHT, penwidth='3.5', dir='forward', style='dashed', constraint='false')};")
+            edge_attrs = _attrs(color=HIGHLIGHT, penwidth='3.5', dir='forward', style='dashed', constraint='false')
+            out.append(f"  {_q(a)} -> {_q(b)} {edge_attrs};")
     if path and path.lost_at and _node_of(path.lost_at, pods) is None:
         out += _lost_mark(path)
     tun = tunnel(spec, spec.nodes[0])
@@ -305,8 +312,10 @@ def _lost_mark(path: Path_) -> list[str]:
     if path.missing:
         lines.append(f"{path.missing[0]} lacks: {path.missing[1]}")
     label = _html_label("✗ packet lost here", lines)
-    return [f"  {_q(LOST)} {_attrs(label=label, shape='box', style='filled,bold', fillcolor='#fdecea', color=HIGHLIGHT, fontcolor=HIGHLIGHT, fontsize=10)};",
-            f"  {_q(str(path.lost_at))} -> {_q(LOST)} {_attrs(color=HIGHLIGHT, style='bold', dir='forward', arrowhead='dot')};"]
+    mark = _attrs(label=label, shape='box', style='filled,bold', fillcolor='#fdecea', color=HIGHLIGHT,
+                  fontcolor=HIGHLIGHT, fontsize=10)
+    edge = _attrs(color=HIGHLIGHT, style='bold', dir='forward', arrowhead='dot')
+    return [f"  {_q(LOST)} {mark};", f"  {_q(str(path.lost_at))} -> {_q(LOST)} {edge};"]
 
 
 LEGEND = "legend"
@@ -316,7 +325,8 @@ def _legend(traced: bool, tunnel_text: str) -> list[str]:
     """What the line styles mean: a sample of each line beside its text, in one box under the lab."""
     entries = [("#555555", "────", "a link: cable, veth, or the node's routing between its interfaces"),
                ("#555555", "·······", "lo: traffic a node sends to itself, never on a wire"),
-               ("#555555", "- - - -", "each node's own VirtualBox NAT (eth0), not shared; a dashed box: made with the first pod")]
+               ("#555555", "- - - -",
+                "each node's own VirtualBox NAT (eth0), not shared; a dashed box: made with the first pod")]
     if tunnel_text:
         entries.append(("#555555", "────", tunnel_text))
     if traced:
@@ -380,7 +390,8 @@ def _route_table(lines: Sequence[str], badge: str, used: int | None = None, lack
         rows += (f'<TR><TD ALIGN="LEFT" BGCOLOR="#fdecea"><FONT FACE="Courier" POINT-SIZE="10" COLOR="{HIGHLIGHT}">'
                  f'<S>{html.escape(lacking)}</S></FONT><FONT POINT-SIZE="9" COLOR="{HIGHLIGHT}"><B> missing</B>'
                  '</FONT></TD></TR>')
-    return f'<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="4" BGCOLOR="white" COLOR="#444444">{head}{rows}</TABLE>>'
+    return (f'<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="4" BGCOLOR="white" COLOR="#444444">'
+            f'{head}{rows}</TABLE>>')
 
 
 def _element_of(spec: LabSpec, pods: Sequence[Pod], addr: IPv4Address | None) -> str | None:

@@ -73,7 +73,8 @@ def build_html(spec: LabSpec, backend: str, results: Sequence[CheckResult], svg:
                f"FAIL: {failed} of {len(results)} checks do not match the tutorial" if results else
                "no checks were run")
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-           f"<title>k8slab report: lab {_e(spec.name)}{' — ' + _e(label) if label else ''}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
+           f"<title>k8slab report: lab {_e(spec.name)}{' — ' + _e(label) if label else ''}</title>",
+           f"<style>{_CSS}</style>", "</head>", "<body>",
            f"<h1>k8slab verification of lab {_e(spec.name)}</h1>",
            *([f'<p class="label" id="label">{_e(label)}</p>'] if label else []),
            f'<p class="meta">backend {_e(backend)} &middot; spec {_e(spec.source)} &middot; flannel '
@@ -102,7 +103,8 @@ def build_html(spec: LabSpec, backend: str, results: Sequence[CheckResult], svg:
         first = run[0]
         bad = sum(1 for x in run if not x.ok)
         where = f" &middot; {_e(first.node)}" if first.node else ""
-        out.append(f'<tr class="group"><th colspan="5">{_e(first.group)}{where} ({len(run) - bad}/{len(run)} ok)</th></tr>')
+        out.append(f'<tr class="group"><th colspan="5">{_e(first.group)}{where} '
+                   f'({len(run) - bad}/{len(run)} ok)</th></tr>')
         for r in run:
             cls, mark = ("ok", "✓") if r.ok else ("fail", "✗")
             out.append(f'<tr class="check {cls}"><td class="mark">{mark}</td><td>{_e(r.name)}</td>'

@@ -83,7 +83,8 @@ def _read(path: Path) -> str:
 
 
 def _file_kind(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a character device"),
              (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
     return next((what for test, what in kinds if test(mode)), "not a regular file")
 
@@ -178,7 +179,8 @@ class _Validator:
         value = data[key]
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
         if not ok:
-            self.fail(field, f"must be {kind.__name__ if kind is not str else 'a string'}, got {_kind(value)} {_cut(repr(value), 60)}")
+            wanted = kind.__name__ if kind is not str else "a string"
+            self.fail(field, f"must be {wanted}, got {_kind(value)} {_cut(repr(value), 60)}")
             return None
         return value
 
@@ -331,7 +333,8 @@ class _Validator:
             if name is not None:
                 field = f"nodes[{i}] ({name if DNS_LABEL.fullmatch(name) else _cut(repr(name), 40)})"
                 if not DNS_LABEL.fullmatch(name):
-                    self.fail(f"{field}.name", f"{_cut(repr(name), 60)} is not a valid hostname: lowercase letters, digits and '-', "
+                    self.fail(f"{field}.name", f"{_cut(repr(name), 60)} is not a valid hostname: lowercase letters, "
+                              "digits and '-', "
                               "starting and ending with a letter or digit, at most 63 characters")
                 reserved = reserved_node_name_problem(name)
                 if reserved:
@@ -437,7 +440,8 @@ def reserved_node_name_problem(name: str) -> str | None:
         return f"{name!r} is the emulated lab's host-only switch namespace; rename the node"
     for prefix in (NETNS_POD_PREFIX, NETNS_NAT_PREFIX):
         if name.startswith(prefix):
-            return f"{name!r} starts with {prefix!r}, which the emulated lab uses for its own namespaces; rename the node"
+            return (f"{name!r} starts with {prefix!r}, which the emulated lab uses for its own namespaces; "
+                    "rename the node")
     return None
 
 

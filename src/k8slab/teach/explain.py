@@ -103,7 +103,8 @@ class RouteGet:
             + [f"dev {self.dev}"] + ([f"src {self.src}"] if self.src else [])).strip()
 
 
-_ROUTE_GET = re.compile(r"^(?P<local>local\s+)?(?:(?:unicast|broadcast)\s+)?(?P<dst>\d+\.\d+\.\d+\.\d+)\s+(?P<rest>.*)$")
+_ROUTE_GET = re.compile(r"^(?P<local>local\s+)?(?:(?:unicast|broadcast)\s+)?"
+                        r"(?P<dst>\d+\.\d+\.\d+\.\d+)\s+(?P<rest>.*)$")
 
 
 def parse_route_get(text: str) -> RouteGet | None:

@@ -251,7 +251,8 @@ def public_ip(node: Node, observed: str | None) -> str:
     if observed == str(NAT_ADDRESS) or (observed and IPv4Address(observed) in NAT_NETWORK):
         return FLANNEL_ON_NAT
     if observed is None:
-        return f"kube-flannel has not annotated {node.name}: it is not running there (see `kubectl -n kube-flannel get pods -o wide`)"
+        return (f"kube-flannel has not annotated {node.name}: it is not running there "
+                "(see `kubectl -n kube-flannel get pods -o wide`)")
     return f"flannel on {node.name} uses {observed}, not its {HOST_ONLY_IF} address: {FLANNEL_ON_NAT}"
 
 

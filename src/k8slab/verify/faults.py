@@ -205,7 +205,8 @@ def on_dataplane(f: Fault, spec: LabSpec) -> bool:
 
 def lab_dataplane(f: Fault) -> str:
     """A dataplane the fault can be made on, for a lab of its own: its mode, else the plugin's default."""
-    return {"flannel": "flannel host-gw", "calico": f"calico {calico.DEFAULT_ENCAPSULATION}"}.get(f.dataplane, f.dataplane)
+    default_modes = {"flannel": "flannel host-gw", "calico": f"calico {calico.DEFAULT_ENCAPSULATION}"}
+    return default_modes.get(f.dataplane, f.dataplane)
 
 
 # ---- Calico's faults (the rules that name them: verify/diagnose_calico.py) ----------------------------
@@ -248,7 +249,8 @@ def _vxlan_repair(p: Pair) -> tuple[Command, ...]:
     neighs = tuple(Command(p.dst.name, ("ip", "neigh", "replace", str(calico.tunnel_address(n.pod_subnet)), "lladdr",
                                         calico.vtep_mac(n.ip), "dev", calico.VXLAN_IF, "nud", "permanent"))
                    for n in p.spec.nodes if n.name != p.dst.name)
-    routes = tuple(Command(p.dst.name, _route_argv(r)) for r in node_routes(p.spec, p.dst) if r.route.dev == calico.VXLAN_IF)
+    routes = tuple(Command(p.dst.name, _route_argv(r)) for r in node_routes(p.spec, p.dst)
+                   if r.route.dev == calico.VXLAN_IF)
     return (up, *neighs, *routes)
 
 

@@ -50,7 +50,8 @@ def invoke(plugin_dir: Path, command: str, config: dict[str, Any], *, container_
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        raise CommandFailedError(f"CNI {config['type']} {command} for {what} did not finish in {timeout:.0f} s") from None
+        raise CommandFailedError(f"CNI {config['type']} {command} for {what} did not finish in {timeout:.0f} s") \
+            from None
     if proc.returncode != 0:
         raise CommandFailedError(f"CNI {config['type']} {command} for {what} failed: {_error_text(out, err)}")
     text = out.decode().strip()

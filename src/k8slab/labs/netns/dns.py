@@ -81,7 +81,8 @@ def node_hosts(spec: LabSpec) -> str:
     return "127.0.0.1\tlocalhost\n" + "".join(f"{n.ip}\t{n.name}\n" for n in spec.nodes)
 
 
-NODE_RESOLV_CONF = "# k8slab emulated node: names of the lab's nodes come from /etc/hosts; no upstream DNS\nnameserver 127.0.0.1\n"
+NODE_RESOLV_CONF = ("# k8slab emulated node: names of the lab's nodes come from /etc/hosts; no upstream DNS\n"
+                    "nameserver 127.0.0.1\n")
 
 
 def node_files(spec: LabSpec, netns_of: dict[str, str]) -> dict[Path, str]:

@@ -558,7 +558,8 @@ class NetnsLab(Lab):
         is computed from the (validated) pod name, none taken from the record."""
         ns_path = nsfs.netns_path(names.pod_netns(self.spec.name, rec.name))
         node_ns = nsfs.netns_path(names.node_netns(self.spec.name, rec.node))
-        nsfs.kill_all(sorted({*nsfs.pids_in([ns_path]), *containers.pids_under(containers.pod_dir(self.paths.dir, rec.name))}))
+        in_pod = containers.pids_under(containers.pod_dir(self.paths.dir, rec.name))
+        nsfs.kill_all(sorted({*nsfs.pids_in([ns_path]), *in_pod}))
         try:
             if rec.cni_config["type"] == "calico":
                 calico_pods.unwire(node_ns, rec.name)
@@ -579,7 +580,8 @@ class NetnsLab(Lab):
         Which node it was wired to is unknown, so every node's CNI DEL is asked (DEL of nothing is a no-op)."""
         pod = netns[len(names.pod_netns(self.spec.name, "")):]
         ns_path = nsfs.netns_path(netns)
-        nsfs.kill_all(sorted({*nsfs.pids_in([ns_path]), *containers.pids_under(containers.pod_dir(self.paths.dir, pod))}))
+        in_pod = containers.pids_under(containers.pod_dir(self.paths.dir, pod))
+        nsfs.kill_all(sorted({*nsfs.pids_in([ns_path]), *in_pod}))
         if plugin_dir is not None:
             for node in self.lab_plan.nodes:
                 with contextlib.suppress(K8slabError):

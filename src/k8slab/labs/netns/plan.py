@@ -267,7 +267,8 @@ def underlay(spec: LabSpec) -> Parts:
     """What every dataplane stands on: the host-only switch, each node's eth0 (NAT) and eth1, the default route."""
     lab = spec.name
     hostonly = names.hostonly_netns(lab)
-    parts = Parts(namespaces=[NetnsPlan(hostonly, "hostonly")], links=[LinkPlan(hostonly, names.HOSTONLY_BRIDGE, "bridge")],
+    parts = Parts(namespaces=[NetnsPlan(hostonly, "hostonly")],
+                  links=[LinkPlan(hostonly, names.HOSTONLY_BRIDGE, "bridge")],
                   addrs=[AddrPlan(hostonly, names.HOSTONLY_BRIDGE,
                                   IPv4Interface(f"{spec.host_ip}/{spec.host_only.prefixlen}"))])
     for node in spec.nodes:

@@ -134,7 +134,8 @@ def bgp_routes(spec: LabSpec, node: Node) -> list[tuple[IPv4Network, str, IPv4Ad
 def bird_plan(spec: LabSpec, node: Node, state: names.StatePaths) -> BirdPlan:
     base = state.bird_dir
     peers = tuple(p.ip for p in spec.nodes if p is not node)
-    return BirdPlan(node.name, names.node_netns(spec.name, node.name), bird_config(spec, node, str(base / f"{node.name}.log")),
+    return BirdPlan(node.name, names.node_netns(spec.name, node.name),
+                    bird_config(spec, node, str(base / f"{node.name}.log")),
                     str(base / f"{node.name}.conf"), str(base / f"{node.name}.ctl"), str(base / f"{node.name}.pid"),
                     str(base / f"{node.name}.log"), peers)
 

@@ -121,4 +121,5 @@ class Walkthrough:
 
 def pods_of(walk: Walkthrough, numbers: Sequence[int]) -> set[str]:
     """Every pod name the steps use: the runner refuses to start if someone else's pod has one of them."""
-    return {p.name for n in numbers for p in walk.step(n).pods} | {name for n in numbers for name in walk.step(n).starts}
+    steps = [walk.step(n) for n in numbers]
+    return {p.name for s in steps for p in s.pods} | {name for s in steps for name in s.starts}
