@@ -218,3 +218,21 @@ def test_two_cli_verifies_at_once_both_pass(lab, spec_path):
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert lab.pods() == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: signal.Signals(s).name)
+def test_a_cli_verify_signalled_while_it_starts_its_pods_leaves_nothing(lab, spec_path, signum):
+    """A closed terminal (SIGHUP), `kill` (SIGTERM) or Ctrl-C reaching `k8slab verify` as its pods start: exit
+    128+signal, no traceback, no pod, namespace or record left."""
+    proc = subprocess.Popen([*K8SLAB, "--spec", str(spec_path), "verify", "--backend", "netns"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "starting" in line and "pods:" in line:
+            proc.send_signal(signum)
+            break
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signum, out + err
+    assert "Traceback" not in err and "k8slab: " in err
+    assert lab.pods() == [] and pod_namespaces(lab) == []
+    assert not [p for p in lab.paths.pods_dir.iterdir() if not p.name.startswith(f"{dns.POD}.")]
