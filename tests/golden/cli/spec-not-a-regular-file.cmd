@@ -1,0 +1,1 @@
+k8slab --spec /dev/zero spec
