@@ -34,3 +34,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_line(f"CI=true: {len(_skipped)} skipped test(s) count as failures here:", red=True)
         for nodeid in _skipped:
             terminalreporter.write_line(f"  {nodeid}", red=True)
+
+
+@pytest.fixture
+def interrupt_handlers():
+    """The CLI's signal handlers for the test: SIGTERM and SIGHUP raise like Ctrl-C (without them SIGTERM would
+    end pytest itself); the handlers before are put back after."""
+    from k8slab import interrupts
+
+    with interrupts.handled():
+        yield

@@ -43,6 +43,22 @@ def install() -> None:
         signal.signal(s, _raise)
 
 
+@contextmanager
+def handled() -> Iterator[None]:
+    """install() for the block, then the handlers that were there before (the CLI's main and tests use it).
+    Only the main thread can set handlers; elsewhere the block just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.getsignal(s) for s in SIGNALS}
+    install()
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
 def received() -> int | None:
     """The first interrupting signal this process got, or None."""
     return _received[0] if _received else None

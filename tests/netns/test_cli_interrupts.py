@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from k8slab import interrupts
 from k8slab.labs.netns import NetnsLab, dns
 from k8slab.teach.walkthroughs.runner import run_walkthrough
 from k8slab.teach.walkthroughs.tutorial import TUTORIAL
@@ -35,16 +34,6 @@ def lab() -> Iterator[NetnsLab]:
 
 
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
-
-
-@pytest.fixture
-def installed():
-    """The CLI's handlers: SIGTERM and SIGHUP raise like Ctrl-C (without them SIGTERM would end pytest)."""
-    old = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
-    interrupts.install()
-    yield
-    for s, handler in old.items():
-        signal.signal(s, handler)
 
 
 def interrupt_at_first_removal(seen: list[str], signum: int):
@@ -70,7 +59,7 @@ def pod_namespaces(lab: NetnsLab) -> list[str]:
 
 
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
-def test_a_signal_while_verify_removes_its_pods_leaves_none(lab, installed, signum):
+def test_a_signal_while_verify_removes_its_pods_leaves_none(lab, interrupt_handlers, signum):
     seen: list[str] = []
     interrupted_after_cleanup(lambda: run_checks(lab, progress=interrupt_at_first_removal(seen, signum)), signum)
     removals = [s for s in seen if s.startswith("removing pod")]
@@ -80,7 +69,7 @@ def test_a_signal_while_verify_removes_its_pods_leaves_none(lab, installed, sign
 
 
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
-def test_a_signal_while_the_walkthrough_removes_its_pods_leaves_none(lab, installed, signum):
+def test_a_signal_while_the_walkthrough_removes_its_pods_leaves_none(lab, interrupt_handlers, signum):
     seen: list[str] = []
     interrupted_after_cleanup(lambda: run_walkthrough(lab, TUTORIAL, [1], show=lambda result: None, capture=False,
                                                       progress=interrupt_at_first_removal(seen, signum)), signum)

@@ -14,22 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from k8slab import interrupts
 from k8slab.errors import LabStateError
 from k8slab.labs.netns import NetnsLab, cni, dns, names, nsfs, pods
 
 from .labtools import K8SLAB, ROOT, default_spec, run_cli, spec_data, unique_name, write_spec
 
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
-
-
-@pytest.fixture
-def installed():
-    old = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
-    interrupts.install()
-    yield
-    for s, handler in old.items():
-        signal.signal(s, handler)
 
 
 @pytest.fixture
@@ -79,7 +69,7 @@ POINTS = {
 
 @pytest.mark.parametrize("point", POINTS)
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
-def test_a_signal_during_pod_start_leaves_nothing(lab, installed, monkeypatch, signum, point):
+def test_a_signal_during_pod_start_leaves_nothing(lab, interrupt_handlers, monkeypatch, signum, point):
     node = lab.spec.workers[0].name
     lab.pod_start("before", node)
     module, name, when = POINTS[point]

@@ -18,17 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 
 
-@pytest.fixture
-def installed():
-    old = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
-    interrupts.install()
-    yield
-    for s, handler in old.items():
-        signal.signal(s, handler)
-
-
 @pytest.mark.parametrize("signum", SIGNALS)
-def test_each_signal_raises_like_ctrl_c(installed, signum):
+def test_each_signal_raises_like_ctrl_c(interrupt_handlers, signum):
     with pytest.raises(KeyboardInterrupt) as caught:
         os.kill(os.getpid(), signum)
         for _ in range(1000):  # the handler runs at the next bytecode boundary
@@ -38,7 +29,7 @@ def test_each_signal_raises_like_ctrl_c(installed, signum):
 
 
 @pytest.mark.parametrize("signum", SIGNALS)
-def test_cleanup_runs_to_its_end_then_the_signal_is_delivered(installed, signum):
+def test_cleanup_runs_to_its_end_then_the_signal_is_delivered(interrupt_handlers, signum):
     done = []
     with pytest.raises(KeyboardInterrupt), no_interrupts():
         os.kill(os.getpid(), signum)

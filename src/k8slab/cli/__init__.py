@@ -8,7 +8,6 @@ import contextlib
 import os
 import signal
 import sys
-import threading
 from importlib import import_module, metadata
 
 from k8slab import interrupts
@@ -89,25 +88,19 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"k8slab: error: {platform_problem('Windows', '', '')}", file=sys.stderr)
         return 2
-    old = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
-    if threading.current_thread() is threading.main_thread():
-        interrupts.install()
-    try:
-        rc = _run(argv)
-    except BrokenPipeError:
-        return _reader_gone()
-    except KeyboardInterrupt as exc:
-        rc = _interrupted(getattr(exc, "signum", signal.SIGINT))
-    except Exception:
-        if interrupts.received() is None:
-            raise
-        # An interrupt that a library turned into another exception (asyncio's "Event loop stopped before
-        # Future completed" from netlink calls): still the interrupt, not a bug to show as a traceback.
-        rc = _interrupted(interrupts.received())
-    finally:
-        if threading.current_thread() is threading.main_thread():
-            for s, handler in old.items():
-                signal.signal(s, handler)
+    with interrupts.handled():
+        try:
+            rc = _run(argv)
+        except BrokenPipeError:
+            return _reader_gone()
+        except KeyboardInterrupt as exc:
+            rc = _interrupted(getattr(exc, "signum", signal.SIGINT))
+        except Exception:
+            if interrupts.received() is None:
+                raise
+            # An interrupt that a library turned into another exception (asyncio's "Event loop stopped before
+            # Future completed" from netlink calls): still the interrupt, not a bug to show as a traceback.
+            rc = _interrupted(interrupts.received())
     signum = interrupts.received()
     if signum is not None and rc == 0:
         rc = interrupts.exit_status(signum)  # caught and absorbed somewhere below: still not a success
