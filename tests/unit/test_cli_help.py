@@ -28,10 +28,10 @@ def command_help(parser: argparse.ArgumentParser) -> dict[str, str | None]:
     return found
 
 
-# Commands whose modules already give every argument help and every command an example; the rest
-# (lab_cmds, vagrant_cmds) are being reworked for global options and join this list when they land.
-CHECKED = ("verify", "walkthrough", "trace", "diagram", "exercise", "pod", "node", "capture", "service")
-PARSERS = [(path, p) for path, p in walk(build_parser()) if len(path) == 1 or path[1] in CHECKED]
+PARSERS = list(walk(build_parser()))
+# Commands whose modules already give every command an example; the lifecycle and VirtualBox commands
+# (lab_cmds, vagrant_cmds) are being reworked for global options and join this list when they have one.
+WITH_EXAMPLES = ("verify", "walkthrough", "trace", "diagram", "exercise", "pod", "node", "capture", "service")
 
 
 @pytest.mark.parametrize("path,parser", PARSERS, ids=[" ".join(p) for p, _ in PARSERS])
@@ -42,7 +42,7 @@ def test_every_argument_and_subcommand_has_help(path, parser):
     assert [name for name, text in command_help(parser).items() if not text] == []
 
 
-LEAVES = [(path, p) for path, p in PARSERS if not command_help(p)]
+LEAVES = [(path, p) for path, p in PARSERS if not command_help(p) and path[1] in WITH_EXAMPLES]
 
 
 @pytest.mark.parametrize("path,parser", LEAVES, ids=[" ".join(p) for p, _ in LEAVES])
