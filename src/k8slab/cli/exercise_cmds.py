@@ -128,7 +128,7 @@ def cmd_give_up(args: argparse.Namespace) -> int:
     lab, exercise = _running(args)
     repairs = exercise.fault.repairs(exercise.pair)
     console.say(f"the answer: {exercise.answer()} ({exercise.fault.title})")
-    print("the repair:\n" + "\n".join(f"  $ {c.text(lab.spec)}" for c in repairs))
+    print("the repair:\n" + "\n".join(f"  $ {c.text(lab)}" for c in repairs))
     run_commands(lab, repairs)
     notes.remove(lab, NOTE)
     failed = [r for r in _checks(lab) if not r.ok]

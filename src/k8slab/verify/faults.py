@@ -33,17 +33,17 @@ class Command:
     argv: tuple[str, ...]
     in_pod: bool = False
 
-    def text(self, spec: LabSpec | None = None) -> str:
-        """As a k8slab command line (with --spec when spec is given and not the default one)."""
+    def text(self, lab: Lab | None = None) -> str:
+        """As a k8slab command line (for the lab given: its spec and backend)."""
         rest = f"{'pod' if self.in_pod else 'node'} exec {self.where} -- {' '.join(self.argv)}"
-        return spec.command(rest) if spec else f"k8slab {rest}"
+        return lab.command(rest) if lab else f"k8slab {rest}"
 
 
 def run_commands(lab: Lab, commands: tuple[Command, ...]) -> None:
     for c in commands:
         res = lab.pod_run(c.where, list(c.argv)) if c.in_pod else lab.node_run(c.where, list(c.argv))
         if not res.ok:
-            raise CommandFailedError(f"`{c.text(lab.spec)}` failed: {(res.stderr or res.stdout).strip()}")
+            raise CommandFailedError(f"`{c.text(lab)}` failed: {(res.stderr or res.stdout).strip()}")
 
 
 @dataclass(frozen=True)
