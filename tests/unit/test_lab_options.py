@@ -110,3 +110,20 @@ def test_hints_name_the_spec_and_backend_in_use(spec_file):
     assert start_hint(default) == "`make lab` or `k8slab up`"
     assert start_hint(mine) == f"`k8slab --spec {spec_file} up`"
     assert start_hint(mine, "netns") == f"`k8slab --spec {spec_file} --backend netns up`"
+
+
+def test_up_refuses_a_second_lab_of_the_spec_on_another_backend(capsys, clean_env, spec_file, monkeypatch):
+    from k8slab.labs.netns import NetnsLab
+    from k8slab.labs.vagrant import VagrantLab
+
+    monkeypatch.setattr(NetnsLab, "unavailable_reason", classmethod(lambda cls: None))
+    monkeypatch.setattr(NetnsLab, "is_up", lambda self: True)
+    monkeypatch.setattr(VagrantLab, "unavailable_reason", classmethod(lambda cls: None))
+    monkeypatch.setattr(VagrantLab, "is_up", lambda self: False)
+    monkeypatch.setattr(VagrantLab, "has_leftovers", lambda self: False)
+    monkeypatch.setattr(VagrantLab, "up", lambda self, progress=None: pytest.fail("built a second lab"))
+    assert main(["--spec", str(spec_file), "up", "--backend", "vagrant"]) == 2
+    err = capsys.readouterr().err
+    name = lab_name(spec_file)
+    assert f"lab '{name}' is already up on the netns backend" in err
+    assert f"`k8slab --spec {spec_file} --backend netns destroy`" in err
