@@ -3,6 +3,7 @@ nothing; pods free their address; wrong names get errors that say what exists.""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import subprocess
 import time
@@ -204,7 +205,11 @@ def test_cli_pod_commands_show_what_kubectl_would(labs, tmp_path):
 def test_bad_spec_is_refused_before_anything_is_built(labs):
     data = spec_data()
     data["nodes"][1]["name"] = "hostonly"
-    spec = spec_from(data, unique_name())
+    with pytest.raises(LabSpecError, match="hostonly"):  # lab.yaml itself is refused ...
+        spec_from(data, unique_name())
+    good = default_spec(unique_name())  # ... and so is a spec made in code, by the emulated lab's plan
+    spec = dataclasses.replace(good, nodes=(good.nodes[0], dataclasses.replace(good.nodes[1], name="hostonly"),
+                                            *good.nodes[2:]))
     lab = labs(spec)
     with pytest.raises(LabSpecError, match="hostonly"):
         lab.up()
