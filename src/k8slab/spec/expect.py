@@ -119,8 +119,8 @@ def _calico_routes(spec: LabSpec, node: Node, pods: Sequence[tuple[str, IPv4Addr
         if peer.name != node.name:
             routes.append(RouteExpectation(node.name, expect_calico.route_to(spec, node, peer), peer=peer.name))
     for name, address in pods:
-        routes.append(RouteExpectation(node.name, Route(IPv4Network(f"{address}/32"), calico.veth_name(name)),
-                                       pod=name))
+        routes.append(RouteExpectation(node.name, Route(IPv4Network(f"{address}/32"), calico.veth_name(name),
+                                                        scope="link"), pod=name))
     return routes
 
 

@@ -22,13 +22,14 @@ class Route:
     src: IPv4Address | None = None  # the preferred source, shown on connected routes
     proto: int = RTPROT_BOOT  # who made it, as `ip route` shows it ("proto 80": Calico's Felix)
     blackhole: bool = False
+    scope: str | None = None  # "link": dst is on dev itself (a Calico pod's /32 on its cali veth)
 
     def __str__(self) -> str:
+        """In iproute2's order: destination, via, dev, proto, scope, src, then flags such as onlink."""
         dst = "default" if self.dst.prefixlen == 0 else str(self.dst)
-        if self.blackhole:
-            words = ["blackhole", dst]
-        else:
-            words = [dst] + ([f"via {self.via}"] if self.via else []) + [f"dev {self.dev}"]
-            words += ([f"src {self.src}"] if self.src else []) + (["onlink"] if self.onlink else [])
         proto = PROTO_NAMES.get(self.proto, str(self.proto))
-        return " ".join(words + ([f"proto {proto}"] if self.proto != RTPROT_BOOT else []))
+        words = ["blackhole", dst] if self.blackhole else [dst] + ([f"via {self.via}"] if self.via else []) + [
+            f"dev {self.dev}"]
+        words += [f"proto {proto}"] if self.proto != RTPROT_BOOT else []
+        words += ([f"scope {self.scope}"] if self.scope else []) + ([f"src {self.src}"] if self.src else [])
+        return " ".join(words + (["onlink"] if self.onlink else []))

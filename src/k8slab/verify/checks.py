@@ -120,7 +120,7 @@ def check_bgp(spec: LabSpec, node: Node, facts: Mapping[str, NodeFacts]) -> Chec
 
 def check_route(spec: LabSpec, exp: RouteExpectation, facts: NodeFacts,
                 all_facts: Mapping[str, NodeFacts] | None = None) -> CheckResult:
-    wanted = str(exp.route) + (" scope link" if exp.pod else "")
+    wanted = str(exp.route)
     found = facts.routes_to(exp.route.dst)
     # Who made a route is part of Calico's lesson (BIRD learned it, Felix wrote it); flannel's are all boot.
     ok = any(r.dev == exp.route.dev and r.via == exp.route.via and r.blackhole == exp.route.blackhole

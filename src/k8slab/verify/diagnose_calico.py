@@ -98,7 +98,7 @@ def route(spec: LabSpec, exp: RouteExpectation, facts: NodeFacts, all_facts: Map
         dev = calico.veth_name(exp.pod)
         return (f"the /32 route to pod {exp.pod} ({r.dst.network_address}) on {dev} is missing on {node}: its "
                 f"packets fall into the block's blackhole. Calico's CNI plugin (and Felix) write it: "
-                f"`ip route add {r.dst} dev {dev} scope link` on {node}")
+                f"`ip route add {Route(r.dst, dev, scope='link')}` on {node}")
     if r.blackhole:
         maker = "BIRD's static protocol" if conf.uses_bgp else "Felix"
         return (f"{node} has no blackhole for its block {r.dst}: {maker} writes it; without it, packets to unused "
