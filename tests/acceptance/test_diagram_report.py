@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from k8slab.cli import main
 from k8slab.labs.registry import BACKENDS
 from k8slab.render.html_report import render_html
@@ -26,6 +28,7 @@ def svg_texts(path) -> str:
     return " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
 
 
+@pytest.mark.usefixtures("flannel_tutorial")
 def test_diagram_of_the_live_lab_with_a_traced_path(lab, spec, lab_pods, tmp_path, capsys):
     w1, w2 = spec.workers[0], spec.workers[1]
     src, dst = lab_pods[w2.name], lab_pods[w1.name]
@@ -74,6 +77,7 @@ def test_html_report_renders_in_headless_chromium(lab, spec, tmp_path):
     assert f"{passed} passed, {len(results) - passed} failed" in dom
 
 
+@pytest.mark.usefixtures("flannel_tutorial")
 def test_a_failed_trace_is_drawn_lost_where_the_route_is_missing(lab, spec, lab_pods, tmp_path, capsys):
     from k8slab.verify.faults import BY_ID, Pair, run_commands
 

@@ -13,6 +13,8 @@ from k8slab.teach.exercise import NOTE, choose
 from k8slab.verify.faults import EASY, HARD, run_commands
 from k8slab.verify.run import run_checks
 
+pytestmark = pytest.mark.usefixtures("flannel_tutorial")
+
 
 def k8slab(spec, lab, capsys, *args: str) -> tuple[int, str, str]:
     backend = ["--backend", lab.backend] if lab.backend in BACKENDS else []

@@ -12,6 +12,8 @@ from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, VXLAN_IF
 from k8slab.teach.explain import Endpoint
 from k8slab.teach.trace import observe_trace
 
+pytestmark = pytest.mark.usefixtures("flannel_tutorial")
+
 PEER = "w-trace-peer"
 
 

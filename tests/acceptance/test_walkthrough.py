@@ -22,6 +22,8 @@ from k8slab.teach.walkthroughs.model import Roles
 from k8slab.teach.walkthroughs.runner import NOTE
 from k8slab.teach.walkthroughs.tutorial import BUSYBOX, HTTPD, NGINX
 
+pytestmark = pytest.mark.usefixtures("flannel_tutorial")
+
 TUTORIAL_PODS = (NGINX, HTTPD, BUSYBOX)
 
 

@@ -41,7 +41,8 @@ def cmd_spec(args: argparse.Namespace) -> int:
           f"{spec.box_name} {spec.box_version}")
     print(f"host-only network {spec.host_only} (host {spec.host_ip}), pod CIDR {spec.pod_cidr}, "
           f"service CIDR {spec.service_cidr}")
-    rows = [{**node_row(n), f"{BRIDGE_IF} gateway": str(n.pod_gateway), "cpus": str(n.cpus),
+    gateway = "pods' gateway (proxy ARP)" if spec.calico else f"{BRIDGE_IF} gateway"
+    rows = [{**node_row(n), gateway: str(n.pod_gateway), "cpus": str(n.cpus),
              "memory": f"{n.memory} MB"} for n in spec.nodes]
     print(console.table(rows))
     return 0

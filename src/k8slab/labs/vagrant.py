@@ -281,7 +281,7 @@ class VagrantLab(SshLab):
             lines.append(f"  {n.name:<14} {n.role:<13} eth0 NAT, eth1 {n.ip!s:<15} {n.cpus} CPU {n.memory} MB  "
                          f"pods {n.pod_subnet}  VM k8slab-{s.name}-{n.name}")
         lines.append(f"then Ansible (ansible/site.yml) on all VMs at once: containerd, kubeadm {s.k8s_version}, "
-                     f"flannel {s.cni_backend} on {s.cni_interface}; pod CIDR {s.pod_cidr}, "
+                     f"{s.dataplane} on {s.cni_interface}; pod CIDR {s.pod_cidr}, "
                      f"service CIDR {s.service_cidr}")
         return "\n".join(lines)
 

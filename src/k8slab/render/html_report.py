@@ -77,14 +77,14 @@ def build_html(spec: LabSpec, backend: str, results: Sequence[CheckResult], svg:
            f"<style>{_CSS}</style>", "</head>", "<body>",
            f"<h1>k8slab verification of lab {_e(spec.name)}</h1>",
            *([f'<p class="label" id="label">{_e(label)}</p>'] if label else []),
-           f'<p class="meta">backend {_e(backend)} &middot; spec {_e(spec.source)} &middot; flannel '
-           f"{_e(spec.cni_backend)} on {_e(spec.cni_interface)} &middot; pod CIDR {_e(spec.pod_cidr)}"
+           f'<p class="meta">backend {_e(backend)} &middot; spec {_e(spec.source)} &middot; '
+           f"{_e(spec.dataplane)} on {_e(spec.cni_interface)} &middot; pod CIDR {_e(spec.pod_cidr)}"
            + (f" &middot; generated {_e(generated)}" if generated else "") + "</p>",
            (f'<p><span class="verdict {"pass" if ok else "fail"}" id="verdict">{_e(verdict)}</span> '
            f'<span class="meta">{passed} passed, {failed} failed</span></p>'),
            *_failures(results),
            "<h2>Nodes</h2>", ('<table id="nodes"><thead><tr><th>node</th><th>role</th><th>eth1 (host-only)</th>'
-           "<th>pod subnet</th><th>cni0 gateway</th></tr></thead><tbody>")]
+           f"<th>pod subnet</th><th>{'pods&#39; gateway' if spec.calico else 'cni0 gateway'}</th></tr></thead><tbody>")]
     for n in spec.nodes:
         out.append(f"<tr><td>{_e(n.name)}</td><td>{_e(n.role)}</td><td class=\"value\">{_e(n.ip)}</td>"
                    f'<td class="value">{_e(n.pod_subnet)}</td><td class="value">{_e(n.pod_gateway)}</td></tr>')

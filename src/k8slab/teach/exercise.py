@@ -49,7 +49,7 @@ def choose(spec: LabSpec, seed: int, level: str) -> Exercise:
     """The exercise for seed: the same on every run, and spread over the faults and pairs of nodes."""
     options = candidates(spec, level)
     if not options:
-        raise ValueError(f"level {level!r} has no exercise for a lab of {len(spec.nodes)} nodes")
+        raise ValueError(f"level {level!r} has no exercise for a {spec.dataplane} lab of {len(spec.nodes)} nodes")
     fault, src, dst = random.Random(f"k8slab-exercise:{level}:{seed}").choice(options)
     return Exercise(fault, Pair(spec, spec.node(src), spec.node(dst)), seed, level)
 

@@ -297,7 +297,7 @@ CALICO_FAULTS: tuple[Fault, ...] = (
                      f"{calico.POD_GATEWAY}? `k8slab pod exec {p.pod.name} -- ip neigh`"),
                      f"net.ipv4.conf.{_cali_veth(p)}.proxy_arp must be 1 on {p.dst.name}"),
           lambda p: f"proxy ARP was switched off on pod {p.pod.name}'s veth {_cali_veth(p)}",
-          dataplane="calico"),
+          exercise=False, dataplane="calico"),  # made on a pod: exercises pick node pairs only
     Fault("calico-pod-route-missing", "a pod's /32 route deleted", EASY,
           lambda p: (Command(p.dst.name, ("ip", "route", "del", f"{p.pod.ip}/32")),),
           lambda p: (Command(p.dst.name, ("ip", "route", "add", f"{p.pod.ip}/32", "dev", _cali_veth(p), "scope",
@@ -311,7 +311,7 @@ CALICO_FAULTS: tuple[Fault, ...] = (
           lambda p: ("one pod is unreachable", f"`k8slab node exec {p.dst.name} -- ip route get {p.pod.ip}`",
                      f"{p.dst.name} needs `{p.pod.ip} dev {_cali_veth(p)} scope link`"),
           lambda p: f"the /32 route to pod {p.pod.name} ({p.pod.ip}) was deleted on {p.dst.name}",
-          dataplane="calico"),
+          exercise=False, dataplane="calico"),  # made on a pod: exercises pick node pairs only
     Fault("calico-vxlan-down", "vxlan.calico down on one node", EASY,
           lambda p: (Command(p.dst.name, ("ip", "link", "set", calico.VXLAN_IF, "down")),),
           _vxlan_repair,

@@ -77,9 +77,16 @@ def status(socket: str) -> tuple[str | None, str | None]:
     return ask("show", "status"), ask("show", "protocols")
 
 
-def wait_established(plans: Sequence[BirdPlan], progress: Progress, timeout: float = 120) -> None:
-    """Until every mesh session of every node is Established (polling the control sockets)."""
+def wait_established(plans: Sequence[BirdPlan], progress: Progress, timeout: float | None = None) -> None:
+    """Until every mesh session of every node is Established (polling the control sockets).
+
+    A full mesh of n nodes on one segment needs n(n-1) ARP entries, and the kernel keeps one ARP table for
+    all network namespaces, full at gc_thresh3 (1024 by default, settable only in the default namespace,
+    which the lab leaves alone). Past about 32 nodes a connect then fails with "No route to host" until
+    entries are garbage-collected, and BIRD waits 5, 10, 20... s before it tries again (Calico's `error wait
+    time 5,60`): a 50-node Calico lab in a BGP mode takes minutes, not seconds, to converge here."""
     want = sum(len(p.peers) for p in plans)
+    timeout = timeout if timeout is not None else 120 + 4 * len(plans)
     deadline = time.monotonic() + timeout
     shown = -1
     while True:
