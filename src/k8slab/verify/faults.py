@@ -217,23 +217,34 @@ def _bird_ctl(p: Pair, node: Node) -> str:
     return str(StatePaths(p.spec.name).bird_dir / f"{node.name}.ctl")
 
 
+def _mesh_restart(p: Pair) -> tuple[Command, ...]:
+    """Every peer's session to dst restarted now, as a restarted calico-node's peers see it: a session that
+    failed meanwhile would otherwise wait out BIRD's back-off (error wait time 5,60) before trying again."""
+    return tuple(Command(n.name, ("birdc", "-s", _bird_ctl(p, n), "restart", calico.mesh_name(p.dst.ip)))
+                 for n in p.spec.nodes if n.name != p.dst.name)
+
+
 def _bird_start(p: Pair) -> tuple[Command, ...]:
     from k8slab.labs.netns.names import StatePaths
 
     base = StatePaths(p.spec.name).bird_dir / p.dst.name
-    return (Command(p.dst.name, ("bird", "-c", f"{base}.conf", "-s", f"{base}.ctl", "-P", f"{base}.pid")),)
+    return (Command(p.dst.name, ("bird", "-c", f"{base}.conf", "-s", f"{base}.ctl", "-P", f"{base}.pid")),
+            *_mesh_restart(p))
 
 
 def _autodetect(address: str, back: str):
-    """Rewrite dst's BIRD config as calico-node would with another detected node address, and reload it."""
+    """Rewrite dst's BIRD config as calico-node would with another detected node address, and reload it;
+    the repair also restarts the sessions at once, as a restarted calico-node does."""
     def commands(p: Pair) -> tuple[Command, ...]:
         from k8slab.labs.netns.names import StatePaths
 
         conf = str(StatePaths(p.spec.name).bird_dir / f"{p.dst.name}.conf")
         old, new = (str(p.dst.ip), address) if back == "" else (address, str(p.dst.ip))
-        return (Command(p.dst.name, ("sed", "-i", "-e", f"s/router id {old};/router id {new};/",
+        edit = (Command(p.dst.name, ("sed", "-i", "-e", f"s/router id {old};/router id {new};/",
                                      "-e", f"s/source address {old};/source address {new};/", conf)),
                 Command(p.dst.name, ("birdc", "-s", _bird_ctl(p, p.dst), "configure")))
+        restart = Command(p.dst.name, ("birdc", "-s", _bird_ctl(p, p.dst), "restart", "all"))
+        return (*edit, restart) if back == "" else (*edit, restart, *_mesh_restart(p))
     return commands
 
 
