@@ -258,7 +258,8 @@ def test_node_trace(spec):
     facts = healthy(spec)
     facts[w.name] = link_down(facts[w.name], HOST_ONLY_IF)
     res = checks.check_node_trace(spec, cp, w, _run([None, None, None]), facts)
-    assert not res.ok and res.cause == f"{HOST_ONLY_IF} is down on {w.name}; `ip link set {HOST_ONLY_IF} up`"
+    assert not res.ok and res.cause == diagnose.link_down(w.name, HOST_ONLY_IF)
+    assert "dropped every route through" in res.cause and "vagrant reload" in res.cause
     routed = checks.check_node_trace(spec, cp, w, _run([spec.host_ip, w.ip]), healthy(spec))
     assert not routed.ok and "not on one eth1 segment" in routed.cause
 

@@ -39,7 +39,7 @@ def no_lab_work(monkeypatch):
     def refuse(*_a, **_k):
         raise AssertionError("the command went on to the lab although its input was bad")
 
-    monkeypatch.setattr("k8slab.cli.verify_cmds.run_checks", refuse)
+    monkeypatch.setattr("k8slab.cli.verify_cmds.verify_lab", refuse)
     monkeypatch.setattr("k8slab.cli.verify_cmds.running_lab", refuse)
     monkeypatch.setattr("k8slab.cli.tutorial_cmds.running_lab", refuse)
 

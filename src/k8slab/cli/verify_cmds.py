@@ -11,7 +11,7 @@ from k8slab.render import check_table, console
 from k8slab.render.junit import junit_xml
 from k8slab.render.output_files import check_output, write_output
 from k8slab.spec.load import load_spec
-from k8slab.verify.run import run_checks
+from k8slab.verify.run import verify_lab
 
 EXAMPLES = """\
 examples:
@@ -45,7 +45,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     start = time.monotonic()
     # One verify or walkthrough at a time per lab: its checks count every pod; its pods carry this run's mark.
     with lab.session("verify", console.say), console.activity("verifying") as progress:
-        results = run_checks(lab, progress=progress)
+        verification = verify_lab(lab, progress=progress)
+    results = verification.results
     elapsed = time.monotonic() - start
     print(check_table.results_text(results, failed_only=args.failed))
     if args.junit:
@@ -57,6 +58,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         write_output(args.html, render_html(lab, results, label=args.label or ""), "HTML report")
         console.say(f"HTML report written to {args.html}")
+    for note in verification.notes:
+        console.say(note)
     failed = any(not r.ok for r in results)
     console.say(f"{console.mark(not failed)} {check_table.summary(results, elapsed)}")
     return 1 if failed else 0

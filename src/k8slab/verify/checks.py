@@ -27,6 +27,7 @@ from k8slab.spec.expect import (
 from k8slab.spec.facts import BRIDGE_IF, NAT_IF
 from k8slab.spec.model import LabSpec, Node
 from k8slab.verify import diagnose, diagnose_calico
+from k8slab.verify.advice import VIRTUALBOX, Advice
 from k8slab.verify.facts import KubeFacts, NodeFacts
 from k8slab.verify.names import (
     bgp_name,
@@ -73,7 +74,7 @@ def _result(group: str, name: str, expected: str, observed: str, ok: bool, cause
 
 
 # ---- node checks ---------------------------------------------------------------------
-def check_interface(exp: InterfaceExpectation, facts: NodeFacts) -> CheckResult:
+def check_interface(exp: InterfaceExpectation, facts: NodeFacts, advice: Advice = VIRTUALBOX) -> CheckResult:
     link = facts.link(exp.name)
     expected = f"up, {exp.address}" if exp.address else "up"
     if link is None:
@@ -82,15 +83,15 @@ def check_interface(exp: InterfaceExpectation, facts: NodeFacts) -> CheckResult:
         observed = link.describe()
         ok = link.up and (exp.address is None or exp.address in link.addresses)
     return _result("interfaces", interface_name(exp), expected, observed, ok,
-                   lambda: diagnose.interface(exp, facts), exp.node)
+                   lambda: diagnose.interface(exp, facts, advice), exp.node)
 
 
-def check_veths(node: Node, facts: NodeFacts, pods_here: Sequence[str]) -> CheckResult:
+def check_veths(node: Node, facts: NodeFacts, pods_here: Sequence[str], advice: Advice = VIRTUALBOX) -> CheckResult:
     ports = facts.bridge_ports(BRIDGE_IF)
     expected = f"at least {len(pods_here)} veth(s) on {BRIDGE_IF} (pods: {', '.join(pods_here) or 'none'})"
     observed = f"{len(ports)}: {', '.join(p.name for p in ports)}" if ports else f"none on {BRIDGE_IF}"
     return _result("interfaces", veth_name(node), expected, observed, len(ports) >= len(pods_here),
-                   lambda: diagnose.veths(node.name, facts), node.name)
+                   lambda: diagnose.veths(node.name, facts, advice), node.name)
 
 
 def check_calico_veths(node: Node, facts: NodeFacts, pods_here: Sequence[str]) -> CheckResult:
@@ -119,7 +120,7 @@ def check_bgp(spec: LabSpec, node: Node, facts: Mapping[str, NodeFacts]) -> Chec
 
 
 def check_route(spec: LabSpec, exp: RouteExpectation, facts: NodeFacts,
-                all_facts: Mapping[str, NodeFacts] | None = None) -> CheckResult:
+                all_facts: Mapping[str, NodeFacts] | None = None, advice: Advice = VIRTUALBOX) -> CheckResult:
     wanted = str(exp.route)
     found = facts.routes_to(exp.route.dst)
     # Who made a route is part of Calico's lesson (BIRD learned it, Felix wrote it); flannel's are all boot.
@@ -131,37 +132,39 @@ def check_route(spec: LabSpec, exp: RouteExpectation, facts: NodeFacts,
         used = facts.route_for(exp.route.dst.network_address)
         observed = f"no route to {exp.route.dst}" + (f" (packets would follow {used})" if used else "")
     return _result("routes", route_name(exp), wanted, observed, ok,
-                   lambda: diagnose.route(spec, exp, facts, all_facts), exp.node)
+                   lambda: diagnose.route(spec, exp, facts, all_facts, advice), exp.node)
 
 
-def check_eth0_routes(spec: LabSpec, node: Node, facts: NodeFacts) -> CheckResult:
+def check_eth0_routes(spec: LabSpec, node: Node, facts: NodeFacts, advice: Advice = VIRTUALBOX) -> CheckResult:
     bad = [r for r in facts.routes if r.dev == NAT_IF and r.dst.prefixlen > 0 and r.dst.overlaps(spec.pod_cidr)]
     observed = "; ".join(str(r) for r in bad) or "none"
     return _result("routes", eth0_routes_name(node), "none", observed, not bad,
-                   lambda: diagnose.eth0_pod_routes(node.name), node.name)
+                   lambda: diagnose.eth0_pod_routes(node.name, advice), node.name)
 
 
-def check_forwarding(node: Node, facts: NodeFacts) -> CheckResult:
+def check_forwarding(node: Node, facts: NodeFacts, advice: Advice = VIRTUALBOX) -> CheckResult:
     observed = "unreadable" if facts.ip_forward is None else str(facts.ip_forward)
     return _result("sysctl", forwarding_name(node), "1", observed, facts.ip_forward == 1,
-                   lambda: diagnose.forwarding_off(node.name), node.name)
+                   lambda: diagnose.forwarding_off(node.name, advice), node.name)
 
 
-def node_checks(spec: LabSpec, facts: Mapping[str, NodeFacts], pods: Sequence[Pod]) -> list[CheckResult]:
+def node_checks(spec: LabSpec, facts: Mapping[str, NodeFacts], pods: Sequence[Pod],
+                advice: Advice = VIRTUALBOX) -> list[CheckResult]:
     """Interfaces, routes and forwarding of every node. cni0 is expected where a pod runs."""
     results = []
     for node in spec.nodes:
         nf = facts[node.name]
         here = [p.name for p in pods if p.node == node.name]
-        results += [check_interface(e, nf) for e in node_interfaces(spec, node, has_pods=bool(here))]
+        results += [check_interface(e, nf, advice) for e in node_interfaces(spec, node, has_pods=bool(here))]
         if here:
-            results.append(check_calico_veths(node, nf, here) if spec.calico else check_veths(node, nf, here))
+            results.append(check_calico_veths(node, nf, here) if spec.calico else check_veths(node, nf, here, advice))
         local = [(p.name, p.ip) for p in pods if p.node == node.name]
-        results += [check_route(spec, e, nf, facts) for e in node_routes(spec, node, has_pods=bool(here), pods=local)]
+        results += [check_route(spec, e, nf, facts, advice)
+                    for e in node_routes(spec, node, has_pods=bool(here), pods=local)]
         if spec.calico is not None and spec.calico.uses_bgp and nf.bgp is not None:
             results.append(check_bgp(spec, node, facts))
-        results.append(check_eth0_routes(spec, node, nf))
-        results.append(check_forwarding(node, nf))
+        results.append(check_eth0_routes(spec, node, nf, advice))
+        results.append(check_forwarding(node, nf, advice))
     return results
 
 
@@ -171,25 +174,27 @@ def _path_text(addresses: Iterable[IPv4Address]) -> str:
 
 
 def check_node_trace(spec: LabSpec, src: Node, dst: Node, run: TraceRun,
-                     facts: Mapping[str, NodeFacts]) -> CheckResult:
+                     facts: Mapping[str, NodeFacts], advice: Advice = VIRTUALBOX) -> CheckResult:
     wanted = [h.address for h in hops_from_node(spec, src, dst.ip)]
     ok = run.error is None and list(run.path) == wanted
     return _result("node traces", node_trace_name(spec, src, dst), _path_text(wanted), run.describe(), ok,
-                   lambda: diagnose.node_trace(spec, src, dst, run.path, facts), src.name)
+                   lambda: diagnose.node_trace(spec, src, dst, run.path, facts, advice), src.name)
 
 
-def check_pod_address(spec: LabSpec, pod: Pod, observed: Sequence[IPv4Interface], second: bool = False) -> CheckResult:
+def check_pod_address(spec: LabSpec, pod: Pod, observed: Sequence[IPv4Interface], second: bool = False,
+                      advice: Advice = VIRTUALBOX) -> CheckResult:
     node = spec.node(pod.node)
     ok = bool(observed) and all(a.ip in node.pod_subnet and a.ip != node.pod_gateway for a in observed)
     if spec.calico is not None:  # Calico: a /32 from the node's block (its first address may be the tunnel's)
         ok = ok and all(a.network.prefixlen == 32 for a in observed)
     shown = ", ".join(str(a) for a in observed) or "no IPv4 address"
     return _result("pods", pod_address_name(node, second), f"an address in {node.pod_subnet} (not {node.pod_gateway})",
-                   f"{pod.name}: {shown}", ok, lambda: diagnose.pod_address(node, observed), node.name)
+                   f"{pod.name}: {shown}", ok, lambda: diagnose.pod_address(node, observed, advice), node.name)
 
 
 def check_pod_trace(spec: LabSpec, src: Pod, dst: Pod, run: TraceRun, facts: Mapping[str, NodeFacts],
-                    pod_addresses: Mapping[IPv4Address, Sequence[IPv4Interface]] | None = None) -> CheckResult:
+                    pod_addresses: Mapping[IPv4Address, Sequence[IPv4Interface]] | None = None,
+                    advice: Advice = VIRTUALBOX) -> CheckResult:
     src_node, dst_node = spec.node(src.node), spec.node(dst.node)
     hops = hops_from_pod(spec, src_node, dst.ip)
     wanted = [h.address for h in hops]
@@ -198,7 +203,7 @@ def check_pod_trace(spec: LabSpec, src: Pod, dst: Pod, run: TraceRun, facts: Map
     return _result("pod traces", pod_trace_name(spec, src_node, dst_node), expected,
                    f"{src.name} -> {dst.ip}: {run.describe()}", ok,
                    lambda: diagnose.pod_trace(spec, src_node, dst_node, dst.ip, run.path, facts, pod_addresses,
-                                              source=src.ip, pods=(src.name, dst.name)),
+                                              source=src.ip, pods=(src.name, dst.name), advice=advice),
                    src_node.name)
 
 
@@ -256,16 +261,17 @@ def _netconf(text: str | None) -> tuple[str, str] | None:
 
 
 # ---- all of them
-def evaluate(spec: LabSpec, suite: SuitePods, seen: Observation) -> list[CheckResult]:
+def evaluate(spec: LabSpec, suite: SuitePods, seen: Observation, advice: Advice = VIRTUALBOX) -> list[CheckResult]:
     """Every check from one observation (pure): what `verify` prints and the fault tests assert."""
-    results = node_checks(spec, seen.facts, seen.pods)
+    results = node_checks(spec, seen.facts, seen.pods, advice)
     for second, group in ((False, suite.first), (True, suite.second)):
-        results += [check_pod_address(spec, p, seen.addresses.get(p.ip, ()), second) for p in group.values()]
+        results += [check_pod_address(spec, p, seen.addresses.get(p.ip, ()), second, advice) for p in group.values()]
     cp = spec.control_plane
-    results += [check_node_trace(spec, cp, spec.node(name), run, seen.facts) for name, run in seen.node_traces.items()]
+    results += [check_node_trace(spec, cp, spec.node(name), run, seen.facts, advice)
+                for name, run in seen.node_traces.items()]
     for (a, b), run in seen.pod_traces.items():
         src, dst = suite.pair(a, b)
-        results.append(check_pod_trace(spec, src, dst, run, seen.facts, seen.addresses))
+        results.append(check_pod_trace(spec, src, dst, run, seen.facts, seen.addresses, advice))
     if seen.kube is not None:
         results += check_kubernetes(spec, seen.kube)
     return results

@@ -1,7 +1,7 @@
 """What a node or a pod actually shows: links, addresses, routes, forwarding, as plain data.
 
 Parsing is pure (JSON from `ip -j`, text from busybox's `ip`), so checks and diagnoses are
-tested on recorded output; gathering goes through a testinfra Host, the same way on a
+tested on recorded output; gathering goes through the Lab's node_run, the same way on a
 VirtualBox node over SSH and on an emulated node inside its namespace.
 """
 
@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from k8slab.errors import CommandFailedError
 from k8slab.labs.base import Result
 from k8slab.spec import calico
 from k8slab.spec.route import RTPROT_BOOT, Route
-
-if TYPE_CHECKING:
-    import testinfra.host
 
 _INET = re.compile(r"\binet (?P<addr>\d+\.\d+\.\d+\.\d+/\d+)")
 
@@ -59,6 +56,7 @@ class NodeFacts:
     ip_forward: int | None  # None: could not be read
     proxy_arp: Mapping[str, int] = field(default_factory=dict)  # cali* veth -> its proxy_arp (Calico)
     bgp: BgpFacts | None = None  # Calico's BIRD, where the lab has one
+    icmp_ratelimit_ms: int | None = None  # net.ipv4.icmp_ratelimit: how verify paces its traces
 
     def link(self, name: str) -> LinkFact | None:
         return next((lk for lk in self.links if lk.name == name), None)
@@ -140,27 +138,39 @@ def parse_inet(text: str) -> tuple[IPv4Interface, ...]:
     return tuple(IPv4Interface(m["addr"]) for m in _INET.finditer(text))
 
 
-def gather_node(host: testinfra.host.Host, node: str) -> NodeFacts:
-    """Observe one node through its testinfra Host: three commands, nothing changed."""
-    addr = host.run("ip -j -d addr show")
-    route = host.run("ip -j -4 route show table main")
-    for res, what in ((addr, "ip -j -d addr show"), (route, "ip -j -4 route show table main")):
+Runner = Callable[[list[str]], Result]  # runs argv on one node (Lab.node_run bound to the node)
+SYSCTLS = ("net.ipv4.ip_forward", "net.ipv4.icmp_ratelimit")
+
+
+def gather_node(run: Runner, node: str) -> NodeFacts:
+    """Observe one node through the Lab's own runner: three read-only commands, nothing changed."""
+    outputs = []
+    for argv in (["ip", "-j", "-d", "addr", "show"], ["ip", "-j", "-4", "route", "show", "table", "main"]):
+        res = run(argv)
         if res.rc != 0:
-            raise FactsError(f"{node}: `{what}` failed (rc {res.rc}): {res.stderr.strip() or res.stdout.strip()}")
-    links = parse_ip_addr(addr.stdout)
+            raise FactsError(f"{node}: `{' '.join(argv)}` failed (rc {res.rc}): "
+                             f"{res.stderr.strip() or res.stdout.strip()}")
+        outputs.append(res.stdout)
+    links = parse_ip_addr(outputs[0])
     proxy_arp: dict[str, int] = {}
     if any(lk.name.startswith(calico.VETH_PREFIX) for lk in links):
-        proxy_arp = parse_proxy_arp(host.run("grep -H . /proc/sys/net/ipv4/conf/cali*/proxy_arp").stdout)
-    return NodeFacts(node=node, links=links, routes=parse_ip_route(route.stdout),
-                     ip_forward=read_forwarding(host), proxy_arp=proxy_arp)
+        proxy_arp = parse_proxy_arp(run(["sh", "-c", "grep -H . /proc/sys/net/ipv4/conf/cali*/proxy_arp"]).stdout)
+    forward, ratelimit = read_sysctls(run)
+    return NodeFacts(node=node, links=links, routes=parse_ip_route(outputs[1]), ip_forward=forward,
+                     proxy_arp=proxy_arp, icmp_ratelimit_ms=ratelimit)
 
 
-def read_forwarding(host: testinfra.host.Host) -> int | None:
-    """net.ipv4.ip_forward on the node, None when it cannot be read."""
-    try:
-        return int(host.sysctl("net.ipv4.ip_forward"))
-    except (AssertionError, ValueError, TypeError):
-        return None
+def read_sysctls(run: Runner) -> tuple[int | None, int | None]:
+    """net.ipv4.ip_forward and net.ipv4.icmp_ratelimit on the node, each None when it cannot be read."""
+    res = run(["sysctl", "-n", *SYSCTLS])
+    values: list[int | None] = []
+    for line in (res.stdout.splitlines() if res.ok else [])[:len(SYSCTLS)]:
+        try:
+            values.append(int(line.strip()))
+        except ValueError:
+            values.append(None)
+    values += [None] * (len(SYSCTLS) - len(values))
+    return values[0], values[1]
 
 
 def _json_list(text: str, what: str) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from k8slab.spec.expect import RouteExpectation, node_routes
 from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF
 from k8slab.spec.model import LabSpec, Node
 from k8slab.verify import checks, diagnose, diagnose_calico, names
+from k8slab.verify.advice import VIRTUALBOX, Advice
 
 EASY, HARD = "easy", "hard"
 LEVELS = (EASY, HARD)
@@ -55,6 +56,7 @@ class Pair:
     src: Node
     dst: Node
     pod: Pod | None = None
+    advice: Advice = VIRTUALBOX  # the lab in use: the causes' fixes are worded for it
 
     def trace(self, a: Node, b: Node) -> str:
         return names.pod_trace_name(self.spec, a, b)
@@ -145,10 +147,10 @@ FAULTS: tuple[Fault, ...] = (
           lambda p: (Command(p.src.name, ("ip", "route", "replace", str(p.dst.pod_subnet), "via", str(NAT_GATEWAY),
                                           "dev", NAT_IF)),), _restore_route,
           lambda p: {
-              names.route_name(p.peer_route()): diagnose.FLANNEL_ON_NAT,
-              checks.eth0_routes_name(p.src): diagnose.FLANNEL_ON_NAT,
-              p.trace(p.src, p.dst): diagnose.FLANNEL_ON_NAT,
-              p.trace(p.dst, p.src): diagnose.FLANNEL_ON_NAT,
+              names.route_name(p.peer_route()): diagnose.on_nat(p.advice),
+              checks.eth0_routes_name(p.src): diagnose.on_nat(p.advice),
+              p.trace(p.src, p.dst): diagnose.on_nat(p.advice),
+              p.trace(p.dst, p.src): diagnose.on_nat(p.advice),
           }, _route_hints,
           lambda p: (f"{p.src.name}'s route to {p.dst.name}'s pod subnet {p.dst.pod_subnet} was pointed at "
                      f"{NAT_IF} (via {NAT_GATEWAY}, VirtualBox's NAT), as a flannel bound to {NAT_IF} would do")),
@@ -164,8 +166,8 @@ FAULTS: tuple[Fault, ...] = (
           min_nodes=3),
     Fault("forwarding-off", "ip_forward=0 on one node", EASY, _sysctl(0), _sysctl(1),
           lambda p: {
-              names.forwarding_name(p.dst): diagnose.forwarding_off(p.dst.name),
-              **{name: diagnose.forwarding_off(p.dst.name) for name in p.cross_traces(p.dst)},
+              names.forwarding_name(p.dst): diagnose.forwarding_off(p.dst.name, p.advice),
+              **{name: diagnose.forwarding_off(p.dst.name, p.advice) for name in p.cross_traces(p.dst)},
           },
           lambda p: ("traffic through one node stops there", f"is {p.dst.name} a router? `sysctl net.ipv4.ip_forward`",
                      f"set net.ipv4.ip_forward=1 on {p.dst.name}"),
@@ -183,9 +185,10 @@ FAULTS: tuple[Fault, ...] = (
           lambda p: (Command(p.dst.name, ("ip", "link", "set", BRIDGE_IF, "up")),),
           lambda p: {
               f"{p.dst.name} has {BRIDGE_IF} with {p.dst.pod_gateway}/{p.dst.pod_subnet.prefixlen}":
-                  diagnose.cni0_down(p.dst.name),
-              f"{p.dst.name} routes {p.dst.pod_subnet} on {BRIDGE_IF}": diagnose.cni0_down(p.dst.name),
-              **{name: diagnose.cni0_down(p.dst.name) for name in [*p.cross_traces(p.dst), p.trace(p.dst, p.dst)]},
+                  diagnose.cni0_down(p.dst.name, p.advice),
+              f"{p.dst.name} routes {p.dst.pod_subnet} on {BRIDGE_IF}": diagnose.cni0_down(p.dst.name, p.advice),
+              **{name: diagnose.cni0_down(p.dst.name, p.advice)
+                 for name in [*p.cross_traces(p.dst), p.trace(p.dst, p.dst)]},
           },
           lambda p: ("the pods of one node are cut off", f"`{p.spec.command(f'node exec {p.dst.name} -- ip link')}`",
                      f"{BRIDGE_IF} on {p.dst.name} must be up"),

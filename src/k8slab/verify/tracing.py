@@ -1,17 +1,20 @@
 """How the checks trace a path: traceroute with no TTL past the expected path, one probe per hop, one
-retry, and the parsed result (TraceRun). Side effects only through the runner a caller hands in."""
+retry, and the parsed result (TraceRun); verify's many traces batched per source and paced by the plan of
+verify/schedule.py. Side effects only through the runner a caller hands in."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from k8slab.labs.base import Result
+from k8slab.verify.concurrency import concurrently
+from k8slab.verify.schedule import Buckets, Limits, Planned, gaps, plan
 from k8slab.verify.traceroute import TracerouteParseError, parse_traceroute
 
-# One probe per TTL is enough on a lab this small; a trace that misses is retried with one more. Few probes
-# matter: each host answers one address with at most a burst of 6 ICMP errors, then 1 per second.
+# One probe per TTL is enough; a trace that misses is retried with one more. Few probes matter: each host
+# answers one address with at most a burst of 6 ICMP errors, then 1 per second (verify/schedule.py).
 TRACE_WAIT_S = 1
 TRACE_PROBES = 1
 TRACE_PROBES_RETRY = 2
@@ -61,3 +64,95 @@ def trace_path(run: Callable[[list[str]], Result], target: IPv4Address, wanted: 
         argv = trace_argv(target, max_hops, TRACE_PROBES_RETRY)
         return TraceRun.from_result(run(argv), argv)
     return first
+
+
+# ---- many traces from one source, paced (verify/schedule.py) --------------------------------------------
+MARK = "@@k8slab-trace"
+
+
+@dataclass(frozen=True)
+class TraceJob:
+    """One trace a source makes: filed under key, to target, expecting wanted; the two nodes it joins (for the
+    neighbour budget) and its wave (verify/schedule.py)."""
+    key: Hashable
+    target: IPv4Address
+    wanted: tuple[IPv4Address, ...]
+    source_ip: IPv4Address
+    pair: frozenset[str] | None = None
+    wave: int = 0
+
+    def planned(self, source: Hashable) -> Planned:
+        # Each answer is an ICMP error from the hop's namespace (its address stands for it) to the source.
+        return Planned(source, tuple((hop, self.source_ip) for hop in self.wanted), self.pair, self.wave)
+
+
+Runner = Callable[[list[str], float], Result]  # argv, timeout -> Result, on the source (node or pod)
+
+
+def batch_script(jobs: Sequence[TraceJob], sleeps: Sequence[float], probes: int) -> str:
+    """One shell script that runs a source's traces in order, sleeping before each as planned; a marker line
+    before each trace splits the output (busybox sh and sleep take fractions, like Debian's)."""
+    parts = []
+    for job, pause in zip(jobs, sleeps):
+        argv = " ".join(trace_argv(job.target, len(job.wanted), probes))
+        parts.append((f"sleep {pause:.3f}; " if pause > 0.0005 else "") + f"echo {MARK}; {argv} 2>&1")
+    return "; ".join(parts)
+
+
+def split_batch(res: Result, jobs: Sequence[TraceJob], probes: int) -> list[TraceRun]:
+    """The batch's output cut back into one TraceRun per job; a job the script never reached fails."""
+    sections = res.stdout.split(MARK + "\n")[1:]
+    runs = []
+    for i, job in enumerate(jobs):
+        argv = trace_argv(job.target, len(job.wanted), probes)
+        text = sections[i] if i < len(sections) else ""
+        if not text.strip():
+            why = (res.stderr.strip() or f"the batch stopped (rc {res.rc})")[:300]
+            runs.append(TraceRun(" ".join(argv), (), text, f"traceroute did not run: {why}"))
+            continue
+        runs.append(TraceRun.from_result(Result(tuple(argv), 0, text, ""), argv))
+    return runs
+
+
+def _round(runners: Mapping[Hashable, Runner], jobs: Mapping[Hashable, Sequence[TraceJob]], buckets: Buckets,
+           starts: Mapping[Hashable, float], probes: int
+           ) -> tuple[dict[Hashable, list[TraceRun]], dict[Hashable, float]]:
+    """Plan every source's traces together, then run each source's as one paced script, all at once."""
+    flat = [(src, job) for src in jobs for job in jobs[src]]
+    times = plan([job.planned(src) for src, job in flat], buckets, starts, cost=probes)
+    by_source: dict[Hashable, list[float]] = {}
+    for (src, _), t in zip(flat, times):
+        by_source.setdefault(src, []).append(t)
+
+    def one(src: Hashable) -> list[TraceRun]:
+        own = by_source[src]
+        sleeps = gaps(own, starts.get(src, 0.0))
+        hops = max(len(j.wanted) for j in jobs[src])
+        timeout = own[-1] - starts.get(src, 0.0) + len(own) * (TRACE_WAIT_S * probes * hops + 2) + 15
+        res = runners[src](["sh", "-c", batch_script(jobs[src], sleeps, probes)], timeout)
+        return split_batch(res, jobs[src], probes)
+
+    runs = concurrently({src: (lambda src=src: one(src)) for src in by_source}, workers=max(1, len(by_source)))
+    return runs, {src: ts[-1] for src, ts in by_source.items()}
+
+
+def trace_sources(runners: Mapping[Hashable, Runner], jobs: Mapping[Hashable, Sequence[TraceJob]],
+                  limits: Limits) -> dict[Hashable, TraceRun]:
+    """Every source's traces at once, as planned; then the ones that missed once more, with two probes per
+    hop, planned from the same buckets after the first round (so a retry waits for tokens, not bursts)."""
+    buckets = Buckets(limits)
+    jobs = {src: list(js) for src, js in jobs.items() if js}
+    runs, ends = _round(runners, jobs, buckets, {}, TRACE_PROBES)
+    results: dict[Hashable, TraceRun] = {}
+    again: dict[Hashable, list[TraceJob]] = {}
+    for src, trs in runs.items():
+        for job, tr in zip(jobs[src], trs):
+            results[job.key] = tr
+            if tr.error is None and list(tr.path) != list(job.wanted):
+                again.setdefault(src, []).append(job)
+    if again:
+        retried, _ = _round(runners, again, buckets, ends, TRACE_PROBES_RETRY)
+        for src, trs in retried.items():
+            for job, tr in zip(again[src], trs):
+                results[job.key] = tr
+    return results
