@@ -19,7 +19,7 @@ import sys
 import time
 
 from k8slab.labs.netns import NetnsLab
-from k8slab.spec.model import parse_spec
+from k8slab.spec.load import parse_spec
 
 sys.path.insert(0, os.path.dirname(__file__))
 from netns_bench import spec_text  # the benches share one spec generator

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from factsbuilder import healthy, link_down
 
-from k8slab.spec.model import BRIDGE_IF, load_spec
-from k8slab.verify.facts import LinkFact, RouteFact
+from k8slab.spec.facts import BRIDGE_IF
+from k8slab.spec.load import load_spec
+from k8slab.verify.facts import LinkFact
 from k8slab.verify.found import judged, pod_changes
 
 SPEC = load_spec(Path(__file__).resolve().parents[2] / "lab.yaml")
@@ -49,7 +50,8 @@ def test_the_checks_judge_links_and_forwarding_as_found_plus_what_the_pods_made(
     seen = judged(found, now)[node.name]
     # cni0 did not exist before: the first pod made it, so it and its route count as found.
     assert seen.link(BRIDGE_IF) == now[node.name].link(BRIDGE_IF)
-    assert seen.routes_to(node.pod_subnet) == [RouteFact(node.pod_subnet, BRIDGE_IF)]
+    assert seen.routes_to(node.pod_subnet) == [r for r in now[node.name].routes if r.dst == node.pod_subnet]
+    assert [r.dev for r in seen.routes_to(node.pod_subnet)] == [BRIDGE_IF]
     assert seen.ip_forward == 0
     # A link that existed keeps its found state even though the pods changed it.
     down = {**now, node.name: link_down(now[node.name], BRIDGE_IF)}
