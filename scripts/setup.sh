@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 mode="${1:-test}"
 
 # The emulated lab runs these in its namespaces (CNI plugins, routing, traceroute/tcpdump/ping, busybox images,
-# bird2 for Calico's BGP).
+# dnsmasq for the cluster DNS pod, bird2 for Calico's BGP).
 EMULATED_PACKAGES=(containernetworking-plugins iproute2 iptables util-linux traceroute tcpdump iputils-ping procps
-                   busybox bird2)
+                   busybox dnsmasq-base bird2)
 # Only the tests use these (chroot role test, diagram rendering, HTML report screenshots, the SSH lab tests).
 TEST_PACKAGES=(debootstrap graphviz chromium openssh-server netcat-openbsd)
 # vagrant without its ~780 MB of recommends is enough for `vagrant validate --ignore-provider`.
@@ -56,6 +56,11 @@ apt_install() {
   apt-get -o DPkg::Lock::Timeout=120 update -qq
   [ ${#plain[@]} -eq 0 ] || apt-get -o DPkg::Lock::Timeout=120 install -y -qq "${plain[@]}" >/dev/null
   [ ${#bare[@]} -eq 0 ] || apt-get -o DPkg::Lock::Timeout=120 install -y -qq --no-install-recommends "${bare[@]}" >/dev/null
+  # Debian's bird2 enables a system-wide BIRD in the host's own namespace; the lab runs its own BIRD inside each
+  # node namespace and must leave the host as it was, so the one the package started is stopped and disabled.
+  if [[ " ${missing[*]} " == *" bird2 "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now bird.service >/dev/null 2>&1 || true
+  fi
 }
 
 has_virtualbox_lab() {

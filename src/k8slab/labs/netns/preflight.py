@@ -19,6 +19,8 @@ TOOLS = {
     "unshare": "util-linux",
     "setsid": "util-linux",
     "busybox": "busybox",
+    # the cluster DNS pod (dns.py)
+    "dnsmasq": "dnsmasq-base",
 }
 
 
