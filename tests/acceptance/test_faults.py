@@ -23,6 +23,8 @@ from k8slab.labs.base import Lab
 from k8slab.labs.registry import lab_class
 from k8slab.spec.load import parse_spec
 from k8slab.spec.model import LabSpec
+from k8slab.teach.explain import Endpoint, Explanation
+from k8slab.teach.trace import observe_trace
 from k8slab.verify import checks
 from k8slab.verify.advice import Advice
 from k8slab.verify.concurrency import concurrently
@@ -44,6 +46,7 @@ class Outcome:
     case: Case
     broken: dict[str, checks.CheckResult]    # failures with the fault in place
     repaired: dict[str, checks.CheckResult]  # failures after the repair (must be none)
+    trace: Explanation | None = None         # `k8slab trace` from src's pod to dst's, with the fault in place
 
 
 def failures(lab: Lab, case: Case) -> dict[str, checks.CheckResult]:
@@ -83,9 +86,13 @@ def exercise(spec: LabSpec, fault: Fault, name: str) -> Outcome | BaseException:
         run_commands(lab, fault.breaks(case.pair))
         try:
             broken = failures(lab, case)
+            src_pod, dst_pod = case.pods.first[case.pair.src.name], case.pods.first[case.pair.dst.name]
+            traced = observe_trace(lab, Endpoint(src_pod.ip, src_pod.node, pod=src_pod.name),
+                                   Endpoint(dst_pod.ip, dst_pod.node, pod=dst_pod.name), capture=False,
+                                   pods=case.pods.all()).explanation
         finally:
             run_commands(lab, fault.repairs(case.pair))
-        return Outcome(case, broken, settled(lab, case))
+        return Outcome(case, broken, settled(lab, case), traced)
     except Exception as exc:  # noqa: BLE001 - handed to this fault's own test, which re-raises it
         return exc
     finally:
@@ -117,6 +124,15 @@ def test_fault_is_reported_with_its_cause_then_repaired(outcomes, fault: Fault):
     for name, cause in expected.items():
         assert failed[name].cause and cause in failed[name].cause, (
             f"{fault.title}: {name!r} has the wrong diagnosis:\n  want: ...{cause}...\n  got:  {failed[name].cause}")
+    # `k8slab trace` names the cause verify names for the same path (one engine: verify/diagnose.py).
+    trace_check = outcome.case.pair.trace(outcome.case.pair.src, outcome.case.pair.dst)
+    if trace_check in expected:
+        ex = outcome.trace
+        assert ex is not None and not ex.ok and "why " not in "\n".join(ex.lines), ex and ex.lines
+        assert ex.cause and expected[trace_check] in ex.cause, (
+            f"{fault.title}: trace names another cause than verify:\n  want: ...{expected[trace_check]}...\n"
+            f"  got:  {ex.cause}")
+        assert "NOT as the tutorial says" in ex.summary
     assert outcome.repaired == {}, (
         f"{fault.title}: the repair did not restore the lab: {[r.message for r in outcome.repaired.values()]}")
 

@@ -243,3 +243,25 @@ def test_pod_traffic_leaving_by_the_nat_default_route_is_called_wrong(spec, pods
     assert [s.where for s in stops] == ["pod w-busybox-2", n2.name]
     assert stops[-1].meaning.startswith("WRONG:")
     assert f"route to {n1.name}'s pod subnet {n1.pod_subnet} is missing" in stops[-1].meaning
+
+
+def test_a_failed_trace_gets_its_cause_not_the_healthy_why_and_counts_silent_hops():
+    """Issue 13: `k8slab trace` printed "why 3 hops" and "3 hop(s), expected 3" for a trace whose later hops
+    were `*`; a failed trace carries verify/diagnose.py's cause instead."""
+    from k8slab.spec.load import load_spec
+    from k8slab.teach.explain import Endpoint, explain_trace
+    from k8slab.verify.traceroute import parse_traceroute
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "lab.yaml")
+    src_node, dst_node = spec.nodes[2], spec.nodes[1]
+    src = Endpoint(src_node.pod_subnet.network_address + 2, src_node.name, pod="busybox")
+    dst = Endpoint(dst_node.pod_subnet.network_address + 2, dst_node.name, pod="httpd")
+    text = (f"traceroute to {dst.address} ({dst.address}), 3 hops max, 46 byte packets\n"
+            f" 1  {src_node.pod_gateway}  0.1 ms\n 2  *\n 3  *\n")
+    ex = explain_trace(spec, src, dst, parse_traceroute(text), src_route="", node_routes={},
+                       cause="IP forwarding is off on node-1")
+    assert not ex.ok and "likely cause: IP forwarding is off on node-1" in ex.lines
+    assert not any(line.startswith("why ") for line in ex.lines)
+    assert ex.summary.endswith("1 of 3 hop(s) answered, 2 silent (*): NOT as the tutorial says")
+    node = Endpoint(dst_node.ip, dst_node.name, is_node=True)
+    assert not explain_trace(spec, src, node, parse_traceroute(text), src_route="", node_routes={}).covered

@@ -370,13 +370,24 @@ class Explanation:
     ok: bool
     encapsulation_ok: bool | None = None
     lines: list[str] = field(default_factory=list)
+    cause: str | None = None  # verify/diagnose.py's named cause when the trace failed
+
+    @property
+    def covered(self) -> bool:
+        """The tutorial traces node to node and pod to pod; other paths are judged, not quoted from it."""
+        return (self.src.is_node and self.dst.is_node) or bool(self.src.pod and self.dst.pod)
 
     @property
     def summary(self) -> str:
         n = len(self.expected)
-        seen = len(self.hops)
-        verdict = "as the tutorial says" if self.ok else "NOT as the tutorial says"
-        return f"{self.src.short} -> {self.dst.short}: {seen} hop(s), expected {n}: {verdict}"
+        answered = sum(h.observed is not None for h in self.hops)
+        silent = len(self.hops) - answered
+        shape = f"{answered} of {n} hop(s) answered" + (f", {silent} silent (*)" if silent else "")
+        if len(self.hops) != n:
+            shape += f", {len(self.hops)} probed"
+        source = "the tutorial says" if self.covered else "expected"
+        verdict = f"as {source}" if self.ok else f"NOT as {source}"
+        return f"{self.src.short} -> {self.dst.short}: {shape}: {verdict}"
 
 
 def describe_address(spec: LabSpec, pods: Sequence[Pod], addr: IPv4Address | None) -> str:
@@ -400,7 +411,9 @@ def _address_role(spec: LabSpec, addr: IPv4Address) -> str:
 
 def explain_trace(spec: LabSpec, src: Endpoint, dst: Endpoint, trace: Trace, *, src_route: str | None,
                   node_routes: Mapping[str, str], capture: Capture | None = None,
-                  pods: Sequence[Pod] = ()) -> Explanation:
+                  pods: Sequence[Pod] = (), cause: str | None = None) -> Explanation:
+    """cause: what verify/diagnose.py names from the nodes' facts when the trace failed; a failed trace
+    gets it instead of the healthy "why N hops" text."""
     expected = expected_hops(spec, src, dst)
     stops = route_chain(spec, src, dst, src_route, node_routes)
     hops: list[HopLine] = []
@@ -430,7 +443,11 @@ def explain_trace(spec: LabSpec, src: Endpoint, dst: Endpoint, trace: Trace, *, 
         mark = "✓" if h.ok else "✗"
         lines.append(f"  {mark} {h.ttl}  {h.observed or '*'!s:15}  {h.who}")
         lines.append(f"        {h.why}")
-    lines.append(_why_count(spec, src, dst, expected, stops))
+    if ok:
+        lines.append(_why_count(spec, src, dst, expected, stops))
+    else:
+        lines.append(f"likely cause: {cause}" if cause else
+                     "likely cause: none of the nodes shows a fault in its links, routes or forwarding")
     if not dst.pod and not dst.is_node:
         lines.append(f"note: {dst.address} is in {dst.node}'s pod subnet but no pod of this lab has it, so the last "
                      "hop can only stay silent")
@@ -438,7 +455,7 @@ def explain_trace(spec: LabSpec, src: Endpoint, dst: Endpoint, trace: Trace, *, 
     if capture is not None:
         enc_ok, cap_lines = capture_verdict(spec, src, dst, capture)
         lines += cap_lines
-    return Explanation(src, dst, expected, hops, stops, ok, enc_ok, lines)
+    return Explanation(src, dst, expected, hops, stops, ok, enc_ok, lines, cause)
 
 
 def _routers(stops: Sequence[Stop], src: Endpoint) -> list[str]:

@@ -18,6 +18,9 @@ from k8slab.labs.base import Lab, Pod, Progress, Result, quiet
 from k8slab.spec import calico
 from k8slab.spec.facts import HOST_ONLY_IF, VXLAN_PORT
 from k8slab.teach.explain import Capture, Endpoint, Explanation, expected_hops, explain_trace
+from k8slab.verify import diagnose
+from k8slab.verify.advice import Advice
+from k8slab.verify.observe import observe_nodes, pod_addresses
 from k8slab.verify.traceroute import TracerouteParseError, parse_traceroute
 from k8slab.verify.tracing import trace_path
 
@@ -90,7 +93,29 @@ def observe_trace(lab: Lab, src: Endpoint, dst: Endpoint, *, capture: bool = Tru
         shown = (f"{_show(capture_argv(dst))}   # on {dst.node}, while:",
                  f"{_show(ping_argv(dst))}   # {_where(src)}")
     ex = explain_trace(spec, src, dst, trace, src_route=src_route, node_routes=node_routes, capture=cap, pods=pods)
+    if not ex.ok:
+        progress("the trace failed: reading every node's links, routes and forwarding to name the cause")
+        cause = trace_cause(lab, src, dst, tuple(trace.path), pods)
+        ex = explain_trace(spec, src, dst, trace, src_route=src_route, node_routes=node_routes, capture=cap,
+                           pods=pods, cause=cause)
     return ExplainedTrace(f"{seen.command}   # {_where(src)}", text, ex, shown)
+
+
+def trace_cause(lab: Lab, src: Endpoint, dst: Endpoint, observed: Sequence[IPv4Address | None],
+                pods: Sequence[Pod]) -> str:
+    """The cause verify would name for this path (verify/diagnose.py), from the same facts: the nodes' links,
+    routes and forwarding, and what the two pods' eth0 carry."""
+    spec = lab.spec
+    facts = observe_nodes(lab)
+    advice = Advice.for_lab(lab.backend, spec)
+    src_node, dst_node = spec.node(src.node or ""), spec.node(dst.node or "")
+    if src.is_node and dst.is_node:
+        return diagnose.node_trace(spec, src_node, dst_node, observed, facts, advice)
+    ends = [p for p in pods if p.name in (src.pod, dst.pod)]
+    addresses = pod_addresses(lab, ends)
+    return diagnose.pod_trace(spec, src_node, dst_node, dst.address, observed, facts, addresses,
+                              source=src.address if src.pod else None,
+                              pods=(src.pod, dst.pod) if src.pod and dst.pod else None, advice=advice)
 
 
 def _where(ep: Endpoint) -> str:
