@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from k8slab.cli.args import subcommand
 from k8slab.errors import LabStateError, UsageError
 from k8slab.labs.base import Lab, node_row
 from k8slab.labs.registry import backend_for_up, open_lab, running_lab, survey, unusable_error
@@ -15,22 +16,28 @@ from k8slab.spec.model import LabSpec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("spec", help="validate lab.yaml and print the resolved lab")
+    p = subcommand(sub, "spec", "validate lab.yaml and print the resolved lab", epilog=(
+        "examples:\n  k8slab spec\n  k8slab spec --spec my-lab.yaml    # another lab, next to the default one"))
     p.set_defaults(func=cmd_spec)
 
-    p = sub.add_parser("up", help="bring the lab up (VirtualBox if available, else the emulated lab)")
+    p = subcommand(sub, "up", "bring the lab up (VirtualBox if available, else the emulated lab)", epilog=(
+        "examples:\n  k8slab up\n  k8slab up --dry-run                # what would be built, as text\n"
+        "  k8slab up --backend netns          # the emulated lab even where VirtualBox is installed"))
     p.add_argument("--dry-run", action="store_true", help="print what would be built, build nothing")
     p.set_defaults(func=cmd_up)
 
-    p = sub.add_parser("destroy", help="remove the lab and everything it made")
+    p = subcommand(sub, "destroy", "remove the lab and everything it made", epilog=(
+        "examples:\n  k8slab destroy\n  k8slab destroy --yes --spec my-lab.yaml"))
     p.add_argument("--yes", "-y", action="store_true", help="do not ask")
     p.set_defaults(func=cmd_destroy)
 
-    p = sub.add_parser("recreate", help="destroy the lab and bring it up again")
+    p = subcommand(sub, "recreate", "destroy the lab and bring it up again", epilog=(
+        "examples:\n  k8slab recreate --yes               # a fresh lab after an exercise went wrong"))
     p.add_argument("--yes", "-y", action="store_true", help="do not ask")
     p.set_defaults(func=cmd_recreate)
 
-    p = sub.add_parser("status", help="show each node of the lab that is up")
+    p = subcommand(sub, "status", "show each node of the lab that is up", epilog=(
+        "examples:\n  k8slab status\n  k8slab status --backend ssh --inventory hosts.yml"))
     p.set_defaults(func=cmd_status)
 
 

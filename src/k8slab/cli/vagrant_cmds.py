@@ -8,28 +8,32 @@ import argparse
 import os
 from pathlib import Path
 
+from k8slab.cli.args import subcommand
 from k8slab.errors import ToolMissingError
 from k8slab.render import console
 from k8slab.spec.load import load_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("provision", help="run the Ansible roles on the lab's VMs, or on your own machines "
-                                         "(--inventory FILE: an inventory whose host names are the lab's node names)")
+    p = subcommand(sub, "provision", "run the Ansible roles on the lab's VMs, or on your own machines "
+                   "(--inventory FILE: an inventory whose host names are the lab's node names)", epilog=(
+                       "examples:\n  k8slab provision                   # the VirtualBox lab's VMs again\n"
+                       "  k8slab provision --inventory hosts.yml"))
     p.set_defaults(func=cmd_provision)
 
-    p = sub.add_parser("halt", help="stop the VirtualBox lab's VMs (kept on disk; `k8slab up` boots them again)")
+    p = subcommand(sub, "halt", "stop the VirtualBox lab's VMs (kept on disk; `k8slab up` boots them again)",
+                   epilog="examples:\n  k8slab halt\n  k8slab up                          # boots them again")
     p.set_defaults(func=cmd_halt)
 
-    p = sub.add_parser("kubeconfig", help="write the VirtualBox lab's kubeconfig so kubectl on this host reaches it",
-                       description="Copies the control plane's admin.conf with its server on the control plane's "
-                                   "eth1 address. Example: "
-                                   "k8slab kubeconfig && export KUBECONFIG=build/tutorial.kubeconfig")
+    p = subcommand(sub, "kubeconfig", "write the VirtualBox lab's kubeconfig so kubectl on this host reaches it "
+                   "(the control plane's admin.conf, its server on the control plane's eth1 address)", epilog=(
+                       "examples:\n  k8slab kubeconfig && export KUBECONFIG=build/tutorial.kubeconfig"))
     p.add_argument("-o", "--output", metavar="FILE", type=Path,
                    help="where to write it (default: build/<lab name>.kubeconfig)")
     p.set_defaults(func=cmd_kubeconfig)
 
-    p = sub.add_parser("ssh", help="open a shell on a node of the VirtualBox lab (vagrant ssh NODE)")
+    p = subcommand(sub, "ssh", "open a shell on a node of the VirtualBox lab (vagrant ssh NODE)",
+                   epilog="examples:\n  k8slab ssh node-1")
     p.add_argument("node", help="node name from lab.yaml")
     p.set_defaults(func=cmd_ssh)
 
