@@ -270,3 +270,34 @@ def test_up_refuses_before_building_when_the_backend_cannot_run(monkeypatch):
     with pytest.raises(ToolMissingError, match="run with sudo"):
         lab.up()
     assert not lab.paths.dir.exists()
+
+
+def many_nodes(count: int) -> LabSpec:
+    data = yaml.safe_load((ROOT / "lab.yaml").read_text())
+    net = IPv4Network(data["network"]["host_only"])
+    first = IPv4Address(data["nodes"][0]["ip"])
+    data["nodes"] = [{**data["nodes"][0], "ip": str(first)},
+                     *({"name": f"node-{i}", "role": "worker", "ip": str(first + i)} for i in range(1, count))]
+    assert all(IPv4Address(n["ip"]) in net for n in data["nodes"])
+    return parse_spec(yaml.safe_dump(data), source=f"{count}-nodes.yaml")
+
+
+@pytest.mark.parametrize("count", [3, 12, 16, 17, 50])
+def test_eth1_neighbours_are_pinned_only_where_the_mesh_would_crowd_the_shared_arp_table(count):
+    from k8slab.labs.netns.plan import ETH1_NEIGH_BUDGET, eth1_mac
+
+    s = many_nodes(count)
+    plan = build_plan(s)
+    eth1 = [x for x in plan.neighs if x.dev == HOST_ONLY_IF]
+    if count * (count - 1) <= ETH1_NEIGH_BUDGET:
+        # a tutorial-sized lab learns its neighbours by ARP, as real nodes do
+        assert eth1 == [] and all(x.mac is None for x in plan.links if x.ifname == HOST_ONLY_IF)
+        return
+    assert len(eth1) == count * (count - 1)
+    for node in s.nodes:
+        ns = names.node_netns(s.name, node.name)
+        link = next(x for x in plan.links if x.netns == ns and x.ifname == HOST_ONLY_IF)
+        assert link.mac == eth1_mac(node)
+        mine = {(x.dst, x.lladdr) for x in eth1 if x.netns == ns}
+        assert mine == {(peer.ip, eth1_mac(peer)) for peer in s.nodes if peer is not node}
+    assert len({eth1_mac(n) for n in s.nodes}) == count

@@ -101,7 +101,8 @@ def _links(plan: LabPlan, socks: Sockets, progress: Progress) -> None:
                 assert link.peer_netns and link.peer_ifname
                 if link.peer_netns not in fds:
                     fds[link.peer_netns] = os.open(nsfs.netns_path(link.peer_netns), os.O_RDONLY)
-                ipr.link("add", ifname=link.ifname, kind="veth", state="up",
+                mac = {"address": link.mac} if link.mac else {}
+                ipr.link("add", ifname=link.ifname, kind="veth", state="up", **mac,
                          peer={"ifname": link.peer_ifname, "net_ns_fd": fds[link.peer_netns]})
             elif link.kind == "ipip":
                 ipr.link("add", ifname=link.ifname, kind="ipip", ipip_local=str(link.local), mtu=link.mtu, state="up")

@@ -188,6 +188,26 @@ class LabPlan:
         return render(self)
 
 
+# Every network namespace on one host shares the kernel's one ARP table, whose dynamic entries are capped
+# host-wide (net.ipv4.neigh.default.gc_thresh3, 1024 by default, settable only in the host's own namespace).
+# A real cluster's nodes each have their own table; an emulated full mesh of n nodes learns n*(n-1) eth1
+# neighbours in the shared one (2450 at 50 nodes), and past the cap the kernel refuses new ones ("No buffer
+# space available"): traces and BGP sessions fail on a healthy lab. Permanent entries do not count towards the
+# cap (neighbour.c: exempt_from_gc), so a lab whose mesh would take more than this share of the table gets its
+# eth1 neighbours pinned; a tutorial-sized lab keeps learning them by ARP, as real nodes do.
+ETH1_NEIGH_BUDGET = 256
+
+
+def pins_eth1_neighbours(spec: LabSpec) -> bool:
+    n = len(spec.nodes)
+    return n * (n - 1) > ETH1_NEIGH_BUDGET
+
+
+def eth1_mac(node: Node) -> str:
+    """eth1's MAC where the lab pins its neighbours: locally administered, derived from its eth1 address."""
+    return "0e:e1:" + ":".join(f"{b:02x}" for b in node.ip.packed)
+
+
 def vxlan_mac(node: Node) -> str:
     """flannel.1's MAC for a node: locally administered, derived from its eth1 address (flannel picks
     one at random and publishes it; deriving it keeps the plan a pure function of the spec)."""
@@ -271,6 +291,7 @@ def underlay(spec: LabSpec) -> Parts:
                   links=[LinkPlan(hostonly, names.HOSTONLY_BRIDGE, "bridge")],
                   addrs=[AddrPlan(hostonly, names.HOSTONLY_BRIDGE,
                                   IPv4Interface(f"{spec.host_ip}/{spec.host_only.prefixlen}"))])
+    pinned = pins_eth1_neighbours(spec)
     for node in spec.nodes:
         ns, nat = names.node_netns(lab, node.name), names.nat_netns(lab, node.name)
         parts.namespaces.append(NetnsPlan(ns, "node", node.name, hostname=node.name,
@@ -280,7 +301,10 @@ def underlay(spec: LabSpec) -> Parts:
         # eth0 first, as on a VirtualBox VM: the kernel's device order decides which address a device
         # without one (Calico's cali veths) answers from.
         parts.links.append(LinkPlan(ns, NAT_IF, "veth", nat, names.NAT_PEER_IF))
-        parts.links.append(LinkPlan(ns, HOST_ONLY_IF, "veth", hostonly, port))
+        parts.links.append(LinkPlan(ns, HOST_ONLY_IF, "veth", hostonly, port, mac=eth1_mac(node) if pinned else None))
+        if pinned:
+            parts.neighs.extend(NeighPlan(ns, HOST_ONLY_IF, peer.ip, eth1_mac(peer))
+                                for peer in spec.nodes if peer is not node)
         parts.ports.append(PortPlan(hostonly, port, names.HOSTONLY_BRIDGE))
         parts.addrs.append(AddrPlan(ns, NAT_IF, IPv4Interface(f"{NAT_ADDRESS}/{NAT_NETWORK.prefixlen}")))
         parts.addrs.append(AddrPlan(ns, HOST_ONLY_IF, IPv4Interface(f"{node.ip}/{spec.host_only.prefixlen}")))
