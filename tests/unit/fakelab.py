@@ -54,8 +54,10 @@ def dump_recording(path: Path, runs: Mapping[tuple[str, tuple[str, ...]], Result
 class FakeLab(Lab):
     backend = "netns"  # replays an emulated lab: its advice and hints are that backend's
 
-    def __init__(self, spec: LabSpec, runs: Recording, pods: Sequence[Pod] = (), held: Sequence[IPv4Address] = ()):
+    def __init__(self, spec: LabSpec, runs: Recording, pods: Sequence[Pod] = (), held: Sequence[IPv4Address] = (),
+                 notes: Path | None = None):
         super().__init__(spec)
+        self._notes = notes  # where the walkthrough keeps its note (a test's tmp_path), never the user's own
         self.held = {*held, *(p.ip for p in pods)}
         self.runs = dict(runs)
         self._pods: dict[str, Pod] = {p.name: p for p in pods}
@@ -63,8 +65,8 @@ class FakeLab(Lab):
         self._lock = threading.Lock()  # observe and the traces call from several threads
 
     @classmethod
-    def replaying(cls, spec: LabSpec, path: Path) -> FakeLab:
-        return cls(spec, *load_recording(path))
+    def replaying(cls, spec: LabSpec, path: Path, notes: Path | None = None) -> FakeLab:
+        return cls(spec, *load_recording(path), notes=notes)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -84,6 +86,11 @@ class FakeLab(Lab):
 
     def testinfra_host(self, node: str):
         raise AssertionError("a FakeLab has no testinfra host; observe through node_run")
+
+    def notes_dir(self) -> Path:
+        if self._notes is None:
+            raise AssertionError("give the FakeLab a notes directory (tmp_path) for a run that keeps notes")
+        return self._notes
 
     def _replay(self, kind: str, where: str, argv: Sequence[str]) -> Result:
         key = (where, tuple(argv))

@@ -1,6 +1,7 @@
 """Record what FakeLab (tests/unit/fakelab.py) replays: run by hand as root, it builds an emulated lab of the
 project's lab.yaml under a random name, starts two pods for a trace, records every (where, argv) -> Result of
-one run_checks and one pod-to-pod trace, writes tests/unit/data/fakelab-<dataplane>.json and destroys the lab.
+one run_checks, one pod-to-pod trace and
+the tutorial walkthrough's step 2 (node to node), writes tests/unit/data/fakelab-<dataplane>.json and destroys the lab.
 
     sudo .venv/bin/python tests/unit/record_fakelab.py [lab.yaml]
 """
@@ -23,9 +24,12 @@ from k8slab.labs.netns.lab import NetnsLab
 from k8slab.spec.load import load_spec
 from k8slab.teach.explain import Endpoint
 from k8slab.teach.trace import observe_trace
+from k8slab.teach.walkthroughs.runner import run_walkthrough
+from k8slab.teach.walkthroughs.tutorial import TUTORIAL
 from k8slab.verify.run import run_checks
 
 TRACE_PODS = ("rec-src", "rec-dst")  # the trace's pods: on the first and the second worker
+WALK_STEP = 2  # the tutorial's node-to-node step: no pods of its own, no capture
 
 
 def main(spec_path: Path) -> int:
@@ -56,8 +60,10 @@ def main(spec_path: Path) -> int:
             failed = [r for r in run_checks(lab, progress=print) if not r.ok]
         trace = observe_trace(lab, Endpoint(src.ip, a.name, src.name), Endpoint(dst.ip, b.name, dst.name),
                               capture=False, pods=listed)
-        if failed or not trace.explanation.ok:
-            print(f"not written: {len(failed)} check(s) failed, trace ok={trace.explanation.ok}", file=sys.stderr)
+        steps, _ = run_walkthrough(lab, TUTORIAL, [WALK_STEP], show=lambda r: None, progress=print)
+        if failed or not trace.explanation.ok or not steps[0].ok:
+            print(f"not written: {len(failed)} check(s) failed, trace ok={trace.explanation.ok}, walkthrough step "
+                  f"{WALK_STEP} ok={steps[0].ok}", file=sys.stderr)
             return 1
         out = DATA / f"fakelab-{spec.cni_backend}.json"
         dump_recording(out, runs, listed, held)
