@@ -146,3 +146,12 @@ def test_the_walkthroughs_node_to_node_step_runs_on_the_fake_lab(spec, tmp_path)
         hops = [str(h.address) for h in hops_from_node(spec, cp, node.ip)]
         assert all(a in results[0].output for a in hops)
     assert not [c for c in lab.calls if c.kind == "pod_start"]  # a node-to-node step starts no pod
+
+
+def test_a_recording_that_lacks_a_read_stops_run_checks_naming_the_command(spec):
+    node = spec.workers[0].name
+
+    def drop(runs):
+        del runs[(node, SYSCTL)]
+    with pytest.raises(AssertionError, match=f"{' '.join(SYSCTL)}' on {node}"):
+        checks(fake(spec, edit=drop))
