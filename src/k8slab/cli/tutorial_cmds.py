@@ -36,15 +36,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("trace", help="trace from SRC to DST and explain every hop (pod names, node names, addresses)",
                        description="Run traceroute -n from SRC to DST, read `ip route get` on the way, and explain "
-                                   "which route sent the packet where. Exit status 1 if the path is not the "
-                                   "tutorial's.",
+                                   "which route sent the packet where. To a ClusterIP service, first show where "
+                                   "one real connection was rewritten (DNAT by kube-proxy's chains, read from the "
+                                   "nodes' nat counters) and to which endpoint, then trace that endpoint: a "
+                                   "traceroute to a ClusterIP reaches no pod. Exit status 1 if the path is not the "
+                                   "expected one, or nothing rewrites the service address and port.",
                        epilog="examples:\n"
                               "  k8slab trace busybox httpd          pod to pod (names from `k8slab pod list`)\n"
                               "  k8slab trace controlplane node-1    node to node\n"
-                              "  k8slab trace busybox 10.244.1.5 --no-capture",
+                              "  k8slab trace busybox 10.244.1.5 --no-capture\n"
+                              "  k8slab trace busybox svc/web        DNAT to a service's endpoint, then its path\n"
+                              "  k8slab trace node-1 10.96.0.2:80    a ClusterIP:port from a node (nat OUTPUT)",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", metavar="SRC", type=endpoint, help="a pod or node to trace from")
-    p.add_argument("dst", metavar="DST", type=endpoint, help="a pod, node or address to trace to")
+    p.add_argument("dst", metavar="DST", type=destination,
+                   help="a pod, node or address to trace to, or a service: svc/NAME, NAME, CLUSTERIP[:PORT]")
     p.add_argument("--no-capture", action="store_true", help="skip the short tcpdump on the destination's eth1")
     p.set_defaults(func=cmd_trace)
 
@@ -56,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                               "  k8slab diagram -o path.png --trace busybox httpd",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="lab.svg or lab.png")
-    p.add_argument("--trace", nargs=2, type=endpoint, metavar=("SRC", "DST"),
+    p.add_argument("--trace", nargs=2, type=destination, metavar=("SRC", "DST"),
                    help="highlight the path of a trace from SRC to DST")
     p.set_defaults(func=cmd_diagram)
 
@@ -71,6 +77,18 @@ def endpoint(text: str) -> str:
     problem = name_problem("pod or node", text)
     if problem:
         raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def destination(text: str) -> str:
+    """argparse type for a trace's destination: an endpoint, or a service (svc/NAME, NAME:PORT, CLUSTERIP:PORT)."""
+    from k8slab.teach.dnat import SERVICE_PREFIXES
+
+    name = text.split("/", 1)[1] if text.startswith(SERVICE_PREFIXES) else text
+    host, colon, port = name.rpartition(":")
+    if colon and not (port.isdigit() and 0 < int(port) < 65536):
+        raise argparse.ArgumentTypeError(f"{text!r}: {port[:20]!r} after ':' is not a port number (1-65535)")
+    endpoint(host if colon else name)  # the one name check, on the name part
     return text
 
 
@@ -127,27 +145,59 @@ def _walk(args: argparse.Namespace, walk, lab) -> int:
 
 
 def _trace(lab, src_text: str, dst_text: str, capture: bool):
+    """The trace from src_text to dst_text: an ExplainedTrace, or a ServiceTrace when dst_text is a service."""
+    from k8slab.teach.dnat import service_target
     from k8slab.teach.explain import resolve_endpoint
+    from k8slab.teach.service_trace import observe_service_trace
     from k8slab.teach.trace import observe_trace
 
     pods = lab.pods()
     src = resolve_endpoint(lab.spec, pods, src_text, source=True)
+    target = _service_target(lab, pods, dst_text, service_target)
+    if target is not None:
+        return observe_service_trace(lab, src, target, capture=capture, pods=pods, progress=console.progress_printer())
     dst = resolve_endpoint(lab.spec, pods, dst_text)
     if src.address == dst.address:
         raise UsageError(f"{src_text} and {dst_text} are the same address ({src.address}); pick two places")
-    return observe_trace(lab, src, dst, capture=capture, pods=pods), pods
+    return observe_trace(lab, src, dst, capture=capture, pods=pods)
 
 
-def cmd_trace(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec)
-    lab = running_lab(spec, args.backend, args.inventory)
-    run, _ = _trace(lab, args.src, args.dst, capture=not args.no_capture)
+def _service_target(lab, pods, text: str, service_target):
+    """A service DST, or None: a pod's or node's name wins over a service's of the same name (svc/NAME picks the
+    service); only a lab that lists its services can have one traced."""
+    if any(text in (p.name, str(p.ip)) for p in pods) or any(text == n.name for n in lab.spec.nodes):
+        return None
+    listed = lab.services()
+    if listed is None:
+        return None
+    return service_target(lab.spec, listed, text)
+
+
+def _print_trace(run) -> None:
     ex = run.explanation
     print(f"$ {run.command}")
     print(run.trace_text.rstrip())
     print("\n".join(f"$ {c}" for c in run.capture_commands))
     print()
     print("\n".join(ex.lines))
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from k8slab.teach.service_trace import ServiceTrace
+
+    spec = load_spec(args.spec)
+    lab = running_lab(spec, args.backend, args.inventory)
+    run = _trace(lab, args.src, args.dst, capture=not args.no_capture)
+    if isinstance(run, ServiceTrace):
+        print("\n".join(run.dnat.lines))
+        if run.path is not None:
+            print()
+            _print_trace(run.path)
+        print()
+        console.say(f"{console.mark(run.ok)} {run.summary}")
+        return 0 if run.ok else 1
+    ex = run.explanation
+    _print_trace(run)
     print()
     console.say(f"{console.mark(ex.ok)} {ex.summary}")
     return 0 if ex.ok and ex.encapsulation_ok is not False else 1
@@ -172,7 +222,12 @@ def cmd_diagram(args: argparse.Namespace) -> int:
         console.say(f"no lab {spec.name!r} is up: drawing the lab as {spec.source} describes it (no pods)")
     else:
         if args.trace:
-            run, _ = _trace(lab, args.trace[0], args.trace[1], capture=False)
+            run = _trace(lab, args.trace[0], args.trace[1], capture=False)
+            if getattr(run, "dnat", None) is not None:  # a service: draw the path to the endpoint it reached
+                console.say(f"{console.mark(run.ok)} {run.dnat.summary}")
+                if run.path is None:
+                    raise LabStateError(f"no endpoint of {args.trace[1]} was reached, so there is no path to draw")
+                run = run.path
             ex = run.explanation
             path = diagram.path_from_stops(spec, ex.src, ex.dst, ex.stops, [h.observed for h in ex.hops])
             console.say(f"{console.mark(ex.ok)} {ex.summary}")
