@@ -48,7 +48,7 @@ def cmd_expose(args: argparse.Namespace) -> int:
     pods = [p.strip() for p in args.pods.split(",") if p.strip()]
     lab.service_expose(args.name, args.port, args.target_port or args.port, pods,
                        args.protocol)
-    svc = next((s for s in lab.services() if s.name == args.name), None)
+    svc = next((s for s in lab.services() or [] if s.name == args.name), None)
     where = f"{svc.cluster_ip}:{args.port}/{args.protocol}" if svc else f"port {args.port}/{args.protocol}"
     console.say(f"service {args.name} is {where} -> {', '.join(pods)} port {args.target_port or args.port}; "
                 f"every node's KUBE-SERVICES chain sends it there (`{lab.command('service list')}`)")
