@@ -5,6 +5,8 @@ computes; a port the service does not expose is rewritten by nothing."""
 
 from __future__ import annotations
 
+import html
+
 import pytest
 
 from k8slab.labs.base import Container
@@ -52,6 +54,11 @@ def test_cli_trace_to_a_service_names_the_dnat_node_and_an_endpoint(lab, tmp_pat
     svc = next(s for s in lab.services() if s.name == "web")
     assert f"service web ({svc.cluster_ip}:8080/tcp)" in done.stdout
     assert "traceroute's probes are UDP" in done.stdout
+    # the diagram draws the path to the endpoint reached and names the DNAT in its title
+    drawn = run_cli(path, "diagram", "-o", str(tmp_path / "path.svg"), "--trace", "client", "svc/web")
+    assert drawn.returncode == 0, drawn.stderr
+    svg = html.unescape((tmp_path / "path.svg").read_text())  # graphviz writes '-' as &#45;
+    assert f"svc/web: DNAT on {src_node} (nat PREROUTING) {svc.cluster_ip}:8080 -> " in svg
 
 
 def test_a_pods_connection_is_rewritten_on_its_node_to_the_endpoint_that_answers(lab):

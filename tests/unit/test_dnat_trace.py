@@ -155,6 +155,7 @@ def test_dnat_on_the_source_node_agreeing_with_the_page_is_explained_as_step_0()
     assert "traceroute's probes are UDP to ports 33434 and up, so no rule rewrites them" in text
     assert "(1 in 3 overall)" in text and "no masquerade mark" in text
     assert ex.summary.endswith(f"DNAT on {W2.name} (PREROUTING) to {PODS[1].ip}:80, as the rules say")
+    assert ex.diagram_note == f"svc/web: DNAT on {W2.name} (nat PREROUTING) {WEB.cluster_ip}:8080 -> {PODS[1].ip}:80"
 
 
 def test_a_page_from_another_pod_or_dnat_on_another_node_is_not_as_the_rules_say():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from ipaddress import IPv4Address
 
@@ -223,13 +224,16 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     else:
         if args.trace:
             run = _trace(lab, args.trace[0], args.trace[1], capture=False)
-            if getattr(run, "dnat", None) is not None:  # a service: draw the path to the endpoint it reached
-                console.say(f"{console.mark(run.ok)} {run.dnat.summary}")
+            dnat = getattr(run, "dnat", None)
+            if dnat is not None:  # a service: draw the path to the endpoint it reached, the DNAT in the title
+                console.say(f"{console.mark(run.ok)} {dnat.summary}")
                 if run.path is None:
                     raise LabStateError(f"no endpoint of {args.trace[1]} was reached, so there is no path to draw")
                 run = run.path
             ex = run.explanation
             path = diagram.path_from_stops(spec, ex.src, ex.dst, ex.stops, [h.observed for h in ex.hops])
+            if dnat is not None:
+                path = dataclasses.replace(path, title=f"{path.title}; {dnat.diagram_note}")
             console.say(f"{console.mark(ex.ok)} {ex.summary}")
         dot = diagram.live_dot(lab, path)
     out = diagram.write(dot, args.output)

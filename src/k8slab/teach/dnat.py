@@ -238,6 +238,14 @@ class DnatExplanation:
         return self.chosen is not None
 
     @property
+    def diagram_note(self) -> str:
+        """One line for the diagram's title: where the destination was rewritten, and to what."""
+        if self.chosen is None:
+            return f"{self.target.short}: no DNAT"
+        return (f"{self.target.short}: DNAT on {self.expected.node} (nat {self.expected.hook}) "
+                f"{self.target.where.rsplit('/', 1)[0]} -> {self.chosen.endpoint}:{self.chosen.target_port}")
+
+    @property
     def summary(self) -> str:
         if self.expected.entry is None:
             verdict = "as the rules say" if self.ok else "NOT as the rules say"
