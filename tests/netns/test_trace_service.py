@@ -101,3 +101,18 @@ def test_a_port_the_service_does_not_expose_is_rewritten_by_nothing(lab, tmp_pat
     assert f"nothing DNATs {svc.cluster_ip}:81/tcp: service web has {svc.cluster_ip} but does not expose 81/tcp" \
         in done.stdout
     assert "✓ no KUBE-SEP DNAT rule counted a packet on any node" in done.stdout, done.stdout
+
+
+def test_an_endpoint_reaching_its_own_service_is_a_hairpin(lab):
+    lab.service_expose("self", 80, 80, ["web-1"])
+    try:
+        web1 = lab.pod("web-1")
+        src = Endpoint(web1.ip, web1.node, pod=web1.name)
+        run = observe_service_trace(lab, src, service_target(lab.spec, lab.services(), "svc/self"), capture=False,
+                                    pods=lab.pods())
+        text = "\n".join(run.dnat.lines)
+        assert run.ok and run.path is None and run.endpoint.pod == "web-1", text
+        assert [c.node for c in run.dnat.seen] == [web1.node] and "(hairpin)" in text
+        assert "✓ the page names pod web-1" in text  # the bridge sends it back on the veth it came from
+    finally:
+        lab.service_delete("self")

@@ -168,6 +168,11 @@ def _service_target(lab, pods, text: str, service_target):
     service); only a lab that lists its services can have one traced."""
     if any(text in (p.name, str(p.ip)) for p in pods) or any(text == n.name for n in lab.spec.nodes):
         return None
+    try:
+        if IPv4Address(text) not in lab.spec.service_cidr:
+            return None  # a plain address: no need to ask the lab for its services
+    except ValueError:
+        pass
     listed = lab.services()
     if listed is None:
         return None

@@ -300,6 +300,10 @@ def explain_dnat(spec: LabSpec, src: Endpoint, target: ServiceTarget, expected: 
     else:
         lines.append(f"  {expected.svc_chain}: the source {src.address} is inside the pod CIDR {spec.pod_cidr}: no "
                      "masquerade mark, the endpoint sees the pod's own address")
+    if src.pod and any(p.endpoint == src.address for p in expected.picks):
+        lines.append(f"  {src.short} is one of the endpoints: should it pick itself (hairpin), the KUBE-SEP "
+                     "chain's first rule (-s its own address) marks it for masquerade, so the reply comes back "
+                     "through the node")
     for i, pick in enumerate(expected.picks, 1):
         odds = (f"probability {pick.probability:.4f} of what is left" if pick.probability is not None
                 else "whatever is left")

@@ -97,10 +97,17 @@ def observe_service_trace(lab: Lab, src: Endpoint, target: ServiceTarget, *, cap
         return ServiceTrace(dnat, None, None)
     dst = endpoint_of(lab, pods, dnat.chosen.endpoint)
     if dst.address == src.address:
-        dnat.lines.append(f"the endpoint chosen is {src.short} itself (hairpin): KUBE-SEP's first rule marks it "
-                          "for masquerade so the reply comes back through the node; there is no path to trace")
+        dnat.lines.append(f"the endpoint chosen is {src.short} itself (hairpin): the packet went out to {src.node} "
+                          "and back through the same veth; there is no path between two places to trace")
         return ServiceTrace(dnat, None, dst)
     progress(f"the connection reached {dst.short}: tracing the path to it")
     path = observe_trace(lab, src, dst, capture=capture, pods=pods, progress=progress)
+    if not dst.pod and target.service is not None:
+        # an endpoint no listed pod has is a pod all the same (kube-dns's: the cluster's own, not in `pod list`);
+        # the plain trace's note that nothing there can answer does not hold for it
+        lines = path.explanation.lines
+        lines[:] = [line if not line.startswith(f"note: {dst.address} is in ") else
+                    f"note: {dst.address} is an endpoint of service {target.service.name}: a pod `pod list` does "
+                    "not show (the cluster's own), which answers like any other" for line in lines]
     dnat.lines.append(f"then the path to the endpoint, {dst.label}, as the rewritten packet takes it:")
     return ServiceTrace(dnat, path, dst)
