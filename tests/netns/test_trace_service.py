@@ -116,3 +116,16 @@ def test_an_endpoint_reaching_its_own_service_is_a_hairpin(lab):
         assert "✓ the page names pod web-1" in text  # the bridge sends it back on the veth it came from
     finally:
         lab.service_delete("self")
+
+
+def test_a_connection_refused_by_the_endpoint_was_rewritten_all_the_same(lab):
+    lab.service_expose("closed", 81, 81, ["web-1"])  # httpd listens on 80 only
+    try:
+        src = client(lab)
+        run = observe_service_trace(lab, src, service_target(lab.spec, lab.services(), "svc/closed"), capture=False,
+                                    pods=lab.pods())
+        text = "\n".join(run.dnat.lines)
+        assert run.ok and run.endpoint.pod == "web-1" and [c.node for c in run.dnat.seen] == [src.node], text
+        assert "no page answered (nothing serves HTTP on port 81 there?)" in text
+    finally:
+        lab.service_delete("closed")

@@ -169,6 +169,15 @@ def test_a_page_from_another_pod_or_dnat_on_another_node_is_not_as_the_rules_say
     assert not none.ok and "none of the service's KUBE-SEP DNAT rules counted a packet" in "\n".join(none.lines)
 
 
+def test_without_a_page_naming_a_pod_the_counter_alone_names_the_endpoint():
+    key = W2.name.replace("-", "_")
+    image_page = explain(tables(**{key: {sep(0): 1}}), "<html><body><h1>It works!</h1></body></html>")
+    assert image_page.ok and image_page.chosen.endpoint == PODS[0].ip
+    assert "the answer names no pod (a server's own page)" in "\n".join(image_page.lines)
+    refused = explain(tables(**{key: {sep(0): 1}}), "")  # e.g. wget: can't connect: Connection refused
+    assert refused.ok and "no page answered (nothing serves HTTP on port 80 there?)" in "\n".join(refused.lines)
+
+
 def test_a_node_source_is_rewritten_in_output_and_masqueraded():
     key = W1.name.replace("-", "_")
     ex = explain(tables(**{key: {sep(2): 1}}), page(PODS[2]), src=NODE)

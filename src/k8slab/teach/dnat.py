@@ -340,8 +340,11 @@ def explain_dnat(spec: LabSpec, src: Endpoint, target: ServiceTarget, expected: 
         ok = ok and agrees
         lines.append(f"  {'✓' if agrees else '✗'} the page names pod {answered}, "
                      f"{'the endpoint the counter names' if agrees else 'not the endpoint the counter names'}")
+    elif chosen is not None and reply_ok:
+        lines.append("  the answer names no pod (a server's own page): the counter alone names the endpoint")
     elif chosen is not None:
-        lines.append("  no page named a pod (no HTTP server on that port?): the counter alone names the endpoint")
+        lines.append(f"  no page answered (nothing serves HTTP on port {chosen.target_port} there?), yet the "
+                     "connection was rewritten: the counter alone names the endpoint")
     lines += _why_not_traceroute(target, node, route_on_node)
     return DnatExplanation(src, target, expected, seen, chosen, ok, lines)
 
