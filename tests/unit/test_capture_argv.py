@@ -14,10 +14,11 @@ from k8slab.labs.capture import IN_POD_NETNS, Capture, in_pod_by_address, is_pca
 
 
 def test_tcpdump_writes_pcap_to_stdout_and_stops_as_asked():
-    assert Capture("eth1").tcpdump() == ["tcpdump", "-n", "-i", "eth1", "-U", "-w", "-"]
+    assert Capture("eth1").tcpdump() == ["tcpdump", "-n", "-i", "eth1", "--immediate-mode", "-U", "-w", "-"]
     argv = Capture("cni0", count=5, seconds=2.5, bpf=("icmp", "or", "arp")).tcpdump()
     assert argv[:4] == ["timeout", "-s", "INT", "2.5"]  # SIGINT: tcpdump flushes the file before it exits
-    assert argv[4:] == ["tcpdump", "-n", "-i", "cni0", "-U", "-w", "-", "-c", "5", "icmp", "or", "arp"]
+    assert argv[4:] == ["tcpdump", "-n", "-i", "cni0", "--immediate-mode", "-U", "-w", "-", "-c", "5", "icmp",
+                         "or", "arp"]
 
 
 def test_over_ssh_no_terminal_and_root():

@@ -27,8 +27,10 @@ class Capture:
     bpf: tuple[str, ...] = ()
 
     def tcpdump(self) -> list[str]:
-        """tcpdump writing pcap to stdout; --seconds sends it SIGINT, after which it flushes and exits."""
-        argv = ["tcpdump", "-n", "-i", self.iface, "-U", "-w", "-"]
+        """tcpdump writing pcap to stdout; --seconds sends it SIGINT, after which it flushes and exits.
+        --immediate-mode: without it the kernel hands packets over a buffer block at a time (TPACKET_V3, up to
+        a second late), and the packets of the last block when SIGINT comes are never written."""
+        argv = ["tcpdump", "-n", "-i", self.iface, "--immediate-mode", "-U", "-w", "-"]
         if self.count:
             argv += ["-c", str(self.count)]
         argv += list(self.bpf)
