@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 from ipaddress import IPv4Address
+from pathlib import Path
 
 from k8slab.errors import LabStateError, UsageError
 from k8slab.labs.base import name_problem
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "smaller lab runs the steps it can and says why it skips the others.",
                        epilog="examples:\n  k8slab walkthrough                  every step, Enter between steps\n"
                               "  k8slab walkthrough --step 4 --keep  the cross-node trace; keep its pods to explore\n"
+                              "  k8slab walkthrough pods --capture-dir /tmp/caps   save the pod steps' pcaps there\n"
                               "  k8slab walkthrough --list           the walkthroughs there are",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", nargs="?", default=None, metavar="NAME",
@@ -31,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step", type=int, metavar="N", help="run only step N")
     p.add_argument("--no-pause", action="store_true", help="do not wait for Enter between steps")
     p.add_argument("--no-capture", action="store_true", help="skip the short tcpdump on eth1 in the pod steps")
+    p.add_argument("--capture-dir", type=Path, default=None, metavar="DIR",
+                   help="where steps that capture save their pcap, as <walkthrough>-step<N>.pcap "
+                        "(default: ./k8slab-captures, made when needed)")
     p.add_argument("--keep", action="store_true",
                    help="leave the walkthrough's pods running for exploring (the next walkthrough removes them)")
     p.set_defaults(func=cmd_walkthrough)
@@ -94,7 +99,10 @@ def destination(text: str) -> str:
 
 
 def cmd_walkthrough(args: argparse.Namespace) -> int:
+    from k8slab.errors import OutputPathError
+    from k8slab.render.output_files import path_problem
     from k8slab.teach.walkthroughs import DEFAULT, WALKTHROUGHS, walkthrough
+    from k8slab.teach.walkthroughs.model import DEFAULT_CAPTURE_DIR
 
     if args.list:
         for w in WALKTHROUGHS.values():
@@ -105,6 +113,11 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
     if args.step is not None and args.step not in walk.numbers:
         raise UsageError(f"there is no step {args.step}; the {walk.name} walkthrough has steps "
                             f"{', '.join(map(str, walk.numbers))}")
+    args.capture_dir = args.capture_dir or DEFAULT_CAPTURE_DIR
+    problem = None if args.no_capture else path_problem(args.capture_dir / "step.pcap")
+    if problem:  # refused before the lab is touched: a typo costs no run
+        raise OutputPathError(f"cannot save the walkthrough's captures in {str(args.capture_dir)!r}: {problem}; "
+                              "pick another folder with --capture-dir DIR")
     lab = running_lab(load_spec(args.spec), args.backend, args.inventory)
     # One walkthrough at a time per lab (its pods have the tutorial's fixed names); without --keep its pods
     # carry this run's mark, so if it is killed the next command that meets them removes them.
@@ -135,7 +148,7 @@ def _walk(args: argparse.Namespace, walk, lab) -> int:
         print("\n".join(format_skipped(skipped, total)), flush=True)
     results, kept = run_walkthrough(lab, walk, numbers, show=show, pause=pause if interactive else None,
                                     progress=console.progress_printer(), capture=not args.no_capture,
-                                    keep=args.keep)
+                                    keep=args.keep, capture_dir=args.capture_dir)
     print()
     if kept:
         console.say(f"left pod(s) {', '.join(kept)} running for you: try `{lab.command('pod list')}`, "

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from k8slab.spec.model import LabSpec, Node
 
 if TYPE_CHECKING:
     from k8slab.labs.base import Lab, Pod, Progress
+
+# Where a walkthrough saves the captures it offers (`--capture-dir`): beside the student, in one folder of
+# its own, so a run leaves its pcaps together and never scatters them through the current directory.
+DEFAULT_CAPTURE_DIR = Path("k8slab-captures")
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ class StepContext:
     capture: bool
     start: Callable[[str, str], Pod]      # (pod, node) -> the running pod
     adopt: Callable[[str], None]          # a pod started another way (kubectl run) that the runner removes
+    capture_dir: Path = DEFAULT_CAPTURE_DIR   # where a step saves the pcap it offers
 
     @property
     def spec(self) -> LabSpec:

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from k8slab.errors import CommandFailedError, LabStateError
 from k8slab.interrupts import no_interrupts
 from k8slab.labs import notes
 from k8slab.labs.base import Lab, Pod, Progress, quiet
-from k8slab.teach.walkthroughs.model import Roles, StepContext, StepResult, StepText, Walkthrough, pods_of
+from k8slab.teach.walkthroughs.model import (
+    DEFAULT_CAPTURE_DIR,
+    Roles,
+    StepContext,
+    StepResult,
+    StepText,
+    Walkthrough,
+    pods_of,
+)
 
 NOTE = "walkthrough-pods"
 
@@ -52,8 +61,10 @@ def _quietly(progress: Progress) -> Progress:
 
 
 class Runner:
-    def __init__(self, lab: Lab, walk: Walkthrough, progress: Progress = quiet, capture: bool = True):
+    def __init__(self, lab: Lab, walk: Walkthrough, progress: Progress = quiet, capture: bool = True,
+                 capture_dir: Path = DEFAULT_CAPTURE_DIR):
         self.lab = lab
+        self.capture_dir = capture_dir
         self.walk = walk
         self.roles = Roles.of(lab.spec)
         self.progress = progress
@@ -146,16 +157,18 @@ class Runner:
         step = self.walk.step(number)
         for part in step.pods:
             self.start(part.name, self.roles.node(part.on).name)
-        ctx = StepContext(self.lab, self.roles, dict(self.pods), self.progress, self.capture, self.start, self._own)
+        ctx = StepContext(self.lab, self.roles, dict(self.pods), self.progress, self.capture, self.start, self._own,
+                          self.capture_dir)
         return step.run(ctx, self.text(number))
 
 
 def run_walkthrough(lab: Lab, walk: Walkthrough, numbers: Sequence[int], show: Callable[[StepResult], None],
                     pause: Callable[[int], None] | None = None, progress: Progress = quiet, capture: bool = True,
-                    keep: bool = False) -> tuple[list[StepResult], list[str]]:
+                    keep: bool = False, capture_dir: Path = DEFAULT_CAPTURE_DIR,
+                    ) -> tuple[list[StepResult], list[str]]:
     """Run the steps in order, show each, pause between them. The pods are removed whatever happens
     (a closed pipe, Ctrl-C, a failure), unless keep: then they stay and their names are returned."""
-    runner = Runner(lab, walk, progress, capture)
+    runner = Runner(lab, walk, progress, capture, capture_dir)
     runner.clear_leftovers()
     runner.check_free(numbers)
     results: list[StepResult] = []
