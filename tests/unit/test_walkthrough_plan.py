@@ -63,6 +63,7 @@ def test_pods_use_the_tutorials_names_and_the_registry_names_the_walkthroughs():
     assert pods_of(TUTORIAL, TUTORIAL.numbers) == {"nginx", "httpd", "busybox"}
     assert walkthrough("tutorial") is TUTORIAL and list(WALKTHROUGHS) == ["tutorial", "pods"]
     assert walkthrough("pods") is PODS and pods_of(PODS, PODS.numbers) == {"web", "hello-1", "hello-2", "hello-3",
-                                                                           "client"}
+                                                                           "client", "httpd", "busybox"}
     run, skipped = plan(spec_with(0), PODS, PODS.numbers)
-    assert run == [] and all("needs a worker" in s.why for s in skipped)  # both steps need a worker, and say so
+    assert run == [] and [s.number for s in skipped] == [1, 2, 3, 4, 5]  # every step needs a worker, and says so
+    assert all("needs a worker" in s.why for s in skipped[:4]) and "needs two workers" in skipped[4].why

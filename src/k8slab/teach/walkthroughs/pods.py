@@ -1,8 +1,12 @@
 """Pods that behave like pods, as walkthrough steps: 1 two containers of one pod talk over localhost,
-2 a ClusterIP service spreads 20 requests over its three pods, with the chains kube-proxy wrote.
+2 a ClusterIP service spreads 20 requests over its three pods, with the chains kube-proxy wrote,
+3 curl between two pods of one node and 5 across nodes, each captured to a pcap that shows the pods'
+addresses unchanged, 4 the same-node path at layer 2: ARP tables and the bridge's forwarding database
+(and, on flannel vxlan, what flanneld wrote for flannel.1).
 
-Both steps run on either lab: the pods' containers through Lab.pod_start, the service through the lab's
-service_expose (kubectl expose and the real kube-proxy on the VirtualBox lab)."""
+Every step runs on either lab: the pods' containers through Lab.pod_start, the service through the lab's
+service_expose (kubectl expose and the real kube-proxy on the VirtualBox lab), captures through the lab's
+node_stream_argv (over SSH there)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,18 @@ from k8slab.labs.kube_proxy import check as check_chains
 from k8slab.labs.kube_proxy import svc_chain
 from k8slab.spec.facts import POD_IF
 from k8slab.spec.model import LabSpec
-from k8slab.teach.walkthroughs.model import Check, Roles, Step, StepContext, StepResult, StepText, Walkthrough
+from k8slab.teach.walkthroughs.curl_capture import curl_step
+from k8slab.teach.walkthroughs.layer2 import layer2_step
+from k8slab.teach.walkthroughs.model import (
+    Check,
+    PodPart,
+    Roles,
+    Step,
+    StepContext,
+    StepResult,
+    StepText,
+    Walkthrough,
+)
 
 WEB, SIDECAR = "web", "sidecar"
 SERVICE, BACKENDS, CLIENT = "hello", ("hello-1", "hello-2", "hello-3"), "client"
@@ -25,6 +40,19 @@ PORT = 80
 
 def _need_worker(spec: LabSpec, roles: Roles) -> str | None:
     return None if spec.workers else f"it needs a worker and lab {spec.name!r} has none"
+
+
+def _need_two_workers(spec: LabSpec, roles: Roles) -> str | None:
+    have = len(spec.workers)
+    return None if have >= 2 else (f"it needs two workers (a pod on each) and lab {spec.name!r} has {have}; add a "
+                                   f"worker to {spec.source} and recreate the lab to run it")
+
+
+# The tutorial's pod names for the curl and layer-2 steps: httpd serves, busybox fetches (it has wget).
+HTTPD, BUSYBOX = "httpd", "busybox"
+SERVER = PodPart(HTTPD, "dst_worker", "httpd")
+NEAR_CLIENT = PodPart(BUSYBOX, "dst_worker", "busybox", "sleep 3600")
+FAR_CLIENT = PodPart(BUSYBOX, "src_worker", "busybox", "sleep 3600")
 
 
 def _start(ctx: StepContext, name: str, node: str, containers: tuple[Container, ...]) -> Pod:
@@ -122,6 +150,10 @@ def _run2(ctx: StepContext, text: StepText) -> StepResult:
 
 
 PODS = Walkthrough(
-    "pods", "pods that behave like pods: two containers on localhost, a ClusterIP service over three pods",
+    "pods", "pods that behave like pods: two containers on localhost, a ClusterIP service over three pods, curl "
+    "between pods on one node and across nodes with captures, the bridge at layer 2",
     (Step("two containers, one localhost", _text1, _run1, needs=_need_worker, starts=(WEB,)),
-     Step("a ClusterIP service balances", _text2, _run2, needs=_need_worker, starts=(*BACKENDS, CLIENT))))
+     Step("a ClusterIP service balances", _text2, _run2, needs=_need_worker, starts=(*BACKENDS, CLIENT)),
+     curl_step("pods", 3, "curl between pods on one node", NEAR_CLIENT, SERVER, needs=_need_worker),
+     layer2_step(4, "one node at layer 2: ARP and the bridge", NEAR_CLIENT, SERVER, needs=_need_worker),
+     curl_step("pods", 5, "curl between pods across nodes", FAR_CLIENT, SERVER, needs=_need_two_workers)))
