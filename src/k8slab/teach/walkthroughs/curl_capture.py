@@ -225,7 +225,9 @@ def fetch_with_capture(lab: Lab, client: Pod, server: Pod, node: str, iface: str
             if rc not in (0, 124) or f.read(4) not in PCAP_MAGIC:
                 raise _NoCapture(" ".join(said).strip() or f"tcpdump exit {rc}")
     except _NoCapture as exc:
-        return Fetched(str(got.get("page", "")), bool(got.get("ok")), None, note=f"the capture failed: {exc}")
+        if "ok" not in got:  # tcpdump never listened: the fetch is still the student's to see
+            got["ok"], got["page"] = fetch(lab, client, server)
+        return Fetched(str(got["page"]), bool(got["ok"]), None, note=f"the capture failed: {exc}")
     return Fetched(str(got["page"]), bool(got["ok"]), pcap, read_back(pcap))
 
 
@@ -245,6 +247,7 @@ def _listening(proc: subprocess.Popen) -> list[str]:
     if not ready.wait(15) or proc.poll() not in (None, 0):
         if proc.poll() is None:
             proc.kill()
+        proc.wait()
         raise _NoCapture(" ".join(said) or "tcpdump did not start listening")
     return said
 
