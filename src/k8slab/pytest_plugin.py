@@ -35,8 +35,10 @@ from k8slab.spec.load import load_spec
 from k8slab.spec.model import LabSpec
 
 KUBERNETES_MARK = "kubernetes"
+IPIP_MARK = "needs_ipip"
 LAB_FIXTURES = frozenset({"lab", "node_hosts", "pod_hosts"})
 _KEY = pytest.StashKey["LabTarget"]()
+_IPIP_KEY = pytest.StashKey["str | None"]()  # why this machine's emulated lab cannot make IP-in-IP, None if it can
 
 
 def in_ci() -> bool:
@@ -81,6 +83,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{KUBERNETES_MARK}: needs a Kubernetes API (VirtualBox lab or an existing "
                                        "cluster); deselected on the emulated lab")
     config.addinivalue_line("markers", "check_name(fn): node -> the check's name, the id of a per-node test")
+    config.addinivalue_line("markers", f"{IPIP_MARK}: builds an emulated IP-in-IP lab; deselected where this machine's "
+                                       "kernel has no ipip module (the emulated lab refuses IPIP there at `up`)")
 
 
 def spec_path(config: pytest.Config) -> Path:
@@ -129,11 +133,13 @@ def _uses_lab(items: list[pytest.Item]) -> bool:
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
     """Which lab the collected tests check (said only when some test uses it: `pytest tests/unit` probes nothing)."""
+    ipip = [(f"k8slab: IP-in-IP tests deselected: {config.stash[_IPIP_KEY]}; they run where the kernel has ipip "
+            "(the unit tests prove those faults from facts)")] if config.stash.get(_IPIP_KEY, None) else []
     if not _uses_lab(items):
-        return []
+        return ipip
 
     target = resolve(config)
-    lines = [target.describe()]
+    lines = [target.describe(), *ipip]
     if target.lab is not None and not target.lab.has_kubernetes:
         lines.append(f"k8slab: Kubernetes-facts tests deselected: the {target.lab.backend} lab has no Kubernetes API "
                      "(no kubectl); they run on the VirtualBox lab or an existing cluster")
@@ -141,16 +147,37 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if any(item.get_closest_marker(IPIP_MARK) for item in items):
+        config.stash[_IPIP_KEY] = ipip_unavailable_reason()
+        if config.stash[_IPIP_KEY]:
+            _deselect(config, items, IPIP_MARK)
     if not any(item.get_closest_marker(KUBERNETES_MARK) for item in items):
         return
 
     target = resolve(config)
     if target.lab is None or target.lab.has_kubernetes:
         return
-    keep = [i for i in items if not i.get_closest_marker(KUBERNETES_MARK)]
-    dropped = [i for i in items if i.get_closest_marker(KUBERNETES_MARK)]
+    _deselect(config, items, KUBERNETES_MARK)
+
+
+def _deselect(config: pytest.Config, items: list[pytest.Item], mark: str) -> None:
+    keep = [i for i in items if not i.get_closest_marker(mark)]
+    dropped = [i for i in items if i.get_closest_marker(mark)]
     config.hook.pytest_deselected(items=dropped)
     items[:] = keep
+
+
+def ipip_unavailable_reason() -> str | None:
+    """Why this machine's emulated lab cannot build an IP-in-IP dataplane (the kernel probed in a scratch
+    namespace, as `up` does), None if it can."""
+    from k8slab.labs.registry import lab_class
+
+    problem = lab_class("netns").unavailable_reason()
+    if problem:
+        return f"the emulated lab cannot run here ({problem})"
+    from k8slab.labs.netns import kernel, names
+
+    return kernel.ipip_missing(names.prefix(f"ipip-probe-{os.getpid()}"))
 
 
 def spec_or_fail(config: pytest.Config) -> LabSpec:

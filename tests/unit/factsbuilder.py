@@ -54,3 +54,37 @@ def link_down(facts: NodeFacts, name: str) -> NodeFacts:
 
 def pod_ip(node: Node, n: int = 2) -> IPv4Address:
     return node.pod_subnet.network_address + n
+
+
+ACCEPT_ALL = ("-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT")  # `iptables -S` of an open node
+
+
+def from_expectations(spec: LabSpec, pods: list) -> dict[str, NodeFacts]:
+    """What every node of a healthy lab of any dataplane shows, built from the expectations' own rules (the
+    interfaces and routes spec/expect.py computes, eth0's and eth1's connected routes, the default via NAT;
+    Calico: a cali veth per pod with proxy ARP, BIRD's sessions all Established); firewall open."""
+    from k8slab.spec import calico
+    from k8slab.spec.expect import node_interfaces, node_routes
+    from k8slab.verify.facts import BgpFacts
+
+    found = {}
+    for node in spec.nodes:
+        here = [p for p in pods if p.node == node.name]
+        links = [LinkFact(e.name, True, (e.address,) if e.address else (),
+                          kind="bridge" if e.name == BRIDGE_IF else None)
+                 for e in node_interfaces(spec, node, bool(here))]
+        if spec.calico is not None:
+            links += [LinkFact(calico.veth_name(p.name), True, (), kind="veth") for p in here]
+        else:
+            links += [LinkFact(f"veth{i:04x}", True, (), master=BRIDGE_IF, kind="veth") for i in range(len(here))]
+        routes = [Route(IPv4Network("0.0.0.0/0"), NAT_IF, NAT_GATEWAY), Route(NAT_NETWORK, NAT_IF),
+                  Route(spec.host_only, HOST_ONLY_IF)]
+        routes += [e.route for e in node_routes(spec, node, bool(here), pods=[(p.name, p.ip) for p in here])]
+        bgp = None
+        if spec.calico is not None and spec.calico.uses_bgp:
+            sessions = {calico.mesh_name(p.ip): "up Established" for p in spec.nodes if p is not node}
+            bgp = BgpFacts(True, node.ip, sessions)
+        found[node.name] = NodeFacts(node.name, tuple(links), tuple(routes), 1,
+                                     {calico.veth_name(p.name): 1 for p in here} if spec.calico else {}, bgp,
+                                     firewall=ACCEPT_ALL)
+    return found

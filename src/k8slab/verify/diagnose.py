@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from k8slab.spec.expect import InterfaceExpectation, RouteExpectation, node_routes
-from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, NAT_NETWORK
+from k8slab.spec.facts import BRIDGE_IF, FLANNEL_IPIP_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_IF, NAT_NETWORK, VXLAN_IF
 from k8slab.spec.model import LabSpec, Node
 from k8slab.spec.route import Route
+from k8slab.verify import diagnose_ipip
 from k8slab.verify.advice import VIRTUALBOX, Advice
 from k8slab.verify.facts import NodeFacts
 
@@ -49,7 +50,18 @@ def cni0_down(node: str, advice: Advice = VIRTUALBOX) -> str:
             f"the node's pod subnet; {advice.on_node(node, 'ip', 'link', 'set', BRIDGE_IF, 'up')}")
 
 
+def flannel_tunnel_down(node: str, dev: str, advice: Advice = VIRTUALBOX) -> str:
+    """flannel.ipip or flannel.1 down: no route through it is left, and what arrives wrapped for it is dropped."""
+    what = "IP-in-IP" if dev == FLANNEL_IPIP_IF else "VXLAN"
+    return (f"{dev} is down on {node}: the kernel dropped every route through it, so {node} cannot wrap pod traffic "
+            f"in {what} to its peers, nor unwrap theirs; {advice.on_node(node, 'ip', 'link', 'set', dev, 'up')}, "
+            "then put the routes back: " + (advice.flannel_restart(node) if advice.emulated else
+                                             f"restart kube-flannel on {node}, which writes them"))
+
+
 def link_down(node: str, name: str, advice: Advice = VIRTUALBOX) -> str:
+    if name in (FLANNEL_IPIP_IF, VXLAN_IF):
+        return flannel_tunnel_down(node, name, advice)
     fix = advice.on_node(node, "ip", "link", "set", name, "up")
     if name == HOST_ONLY_IF:
         return (f"{HOST_ONLY_IF} is down on {node}: the node is cut off from its peers, and the kernel dropped every "
@@ -229,7 +241,7 @@ def path_causes(spec: LabSpec, src: Node, dst: Node, target: IPv4Address, facts:
         if src.name != dst.name:
             reasons += [forwarding_off(n, advice) for n in ends
                         if (nf := facts.get(n)) is not None and nf.ip_forward == 0]
-        return list(dict.fromkeys(reasons))
+        return list(dict.fromkeys(reasons + diagnose_ipip.firewall_causes(spec, src, dst, facts)))
     for name in ends:
         nf = facts.get(name)
         if nf is not None and _down_link(nf, BRIDGE_IF):
@@ -248,6 +260,7 @@ def path_causes(spec: LabSpec, src: Node, dst: Node, target: IPv4Address, facts:
             problem = _route_problem(spec, nf, there, advice) if nf else None
             if problem and not (_down_link(nf, HOST_ONLY_IF) and "a consequence of" in problem):
                 reasons.append(problem if here is src else f"on the replies' way back, {problem}")
+        reasons += diagnose_ipip.firewall_causes(spec, src, dst, facts)
     return list(dict.fromkeys(reasons))
 
 
@@ -263,6 +276,9 @@ def pod_trace(spec: LabSpec, src: Node, dst: Node, target: IPv4Address,
     reasons = path_causes(spec, src, dst, target, facts, pod_addresses, source, advice, pods)
     if reasons:
         return "; ".join(reasons)
+    if diagnose_ipip.encapsulates(spec, src, dst) and observed and observed[0] is not None and all(
+            h is None for h in observed[1:]):
+        return diagnose_ipip.suspected(spec, src, dst)
     return _shape_only(src, dst, observed, advice)
 
 

@@ -57,6 +57,7 @@ class NodeFacts:
     proxy_arp: Mapping[str, int] = field(default_factory=dict)  # cali* veth -> its proxy_arp (Calico)
     bgp: BgpFacts | None = None  # Calico's BIRD, where the lab has one
     icmp_ratelimit_ms: int | None = None  # net.ipv4.icmp_ratelimit: how verify paces its traces
+    firewall: tuple[str, ...] | None = None  # `iptables -S` lines on an IP-in-IP lab (None: not read)
 
     def link(self, name: str) -> LinkFact | None:
         return next((lk for lk in self.links if lk.name == name), None)

@@ -16,10 +16,10 @@ from ipaddress import IPv4Interface
 from k8slab.errors import CommandFailedError, LabStateError
 from k8slab.labs.base import Lab, Pod
 from k8slab.spec import calico
-from k8slab.spec.expect import RouteExpectation, node_routes
-from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF
+from k8slab.spec.expect import RouteExpectation, node_interfaces, node_routes
+from k8slab.spec.facts import BRIDGE_IF, FLANNEL_IPIP_IF, HOST_ONLY_IF, NAT_ADDRESS, NAT_GATEWAY, NAT_IF
 from k8slab.spec.model import LabSpec, Node
-from k8slab.verify import checks, diagnose, diagnose_calico, names
+from k8slab.verify import checks, diagnose, diagnose_calico, diagnose_ipip, names
 from k8slab.verify.advice import VIRTUALBOX, Advice
 
 EASY, HARD = "easy", "hard"
@@ -341,7 +341,74 @@ CALICO_FAULTS: tuple[Fault, ...] = (
           lambda p: f"{calico.VXLAN_IF} was set down on {p.dst.name}", exercise=False, dataplane="calico VXLAN"),
 )
 
-FAULTS = FAULTS + CALICO_FAULTS
+
+# ---- IP-in-IP's faults, one per dataplane that has it (the rules: verify/diagnose_ipip.py) ----------
+# A host firewall on dst that drops protocol 4 arriving on eth1, as a security group allowing only TCP/UDP does:
+# traffic to the node's own address passes INPUT before the tunnel unwraps it. `-p 4`: `-p ipip` is protocol 94.
+PROTOCOL_4_DROP = ("INPUT", "-i", HOST_ONLY_IF, "-p", "4", "-j", "DROP")
+
+
+def _tunnel_routes(p: Pair, dev: str) -> list[RouteExpectation]:
+    return [r for r in node_routes(p.spec, p.dst) if r.route.dev == dev]
+
+
+def _tunnel_down(dataplane: str, dev: str, cause: Callable[[Pair], str], fault_id: str, exercise: bool) -> Fault:
+    def repair(p: Pair) -> tuple[Command, ...]:
+        """The device up, then the routes through it that the kernel dropped (flannel and BIRD write them)."""
+        return (Command(p.dst.name, ("ip", "link", "set", dev, "up")),
+                *(Command(p.dst.name, _route_argv(r)) for r in _tunnel_routes(p, dev)))
+
+    return Fault(
+        fault_id, f"{dev} down on one node ({dataplane})", EASY,
+        lambda p: (Command(p.dst.name, ("ip", "link", "set", dev, "down")),), repair,
+        lambda p: {
+            **{names.interface_name(e): cause(p) for e in node_interfaces(p.spec, p.dst, has_pods=True)
+               if e.name == dev},
+            **{names.route_name(r): cause(p) for r in _tunnel_routes(p, dev)},
+            **{name: cause(p) for name in p.cross_traces(p.dst)},
+        },
+        lambda p: ("one node's pods reach no pod on another node",
+                   f"`{p.spec.command(f'node exec {p.dst.name} -- ip link')}`",
+                   f"{dev}, the IP-in-IP device, must be up on {p.dst.name}, with its routes"),
+        lambda p: f"{dev} was set down on {p.dst.name}", exercise=exercise, dataplane=dataplane)
+
+
+def _protocol_4_dropped(dataplane: str, dev: str, fault_id: str, exercise: bool) -> Fault:
+    return Fault(
+        fault_id, f"IP protocol 4 dropped by one node's firewall ({dataplane})", HARD,
+        lambda p: (Command(p.dst.name, ("iptables", "-I", *PROTOCOL_4_DROP)),),
+        lambda p: (Command(p.dst.name, ("iptables", "-D", *PROTOCOL_4_DROP)),),
+        lambda p: {name: diagnose_ipip.protocol_4_dropped(p.dst.name) for name in p.cross_traces(p.dst)},
+        lambda p: ("pods on one node reach no pod on another, yet the nodes reach each other",
+                   (f"routes and {dev} look right: do the IP-in-IP packets arrive? "
+                    f"`{p.spec.command(f'node exec {p.dst.name} -- tcpdump -ni {HOST_ONLY_IF} ip proto 4')}`"),
+                   f"read {p.dst.name}'s firewall: `{p.spec.command(f'node exec {p.dst.name} -- iptables -S')}`"),
+        lambda p: (f"a firewall rule on {p.dst.name} drops IP protocol 4 arriving on {HOST_ONLY_IF} "
+                   f"(`iptables -I {' '.join(PROTOCOL_4_DROP)}`), as a security group that allows only TCP and UDP "
+                   "does"),
+        exercise=exercise, dataplane=dataplane)
+
+
+IPIP_FAULTS: tuple[Fault, ...] = (
+    # flannel's exercises: nothing verify's pods do brings the device up or lifts the rule
+    _tunnel_down("flannel ipip", FLANNEL_IPIP_IF, lambda p: diagnose.flannel_tunnel_down(
+        p.dst.name, FLANNEL_IPIP_IF, p.advice), "flannel-ipip-down", exercise=True),
+    _protocol_4_dropped("flannel ipip", FLANNEL_IPIP_IF, "flannel-ipip-protocol-4-dropped", exercise=True),
+    # Calico has no exercises yet (as its other faults)
+    _tunnel_down("calico IPIP", calico.IPIP_IF, lambda p: diagnose_calico.tunnel_down(p.dst.name, calico.IPIP_IF),
+                 "calico-ipip-down", exercise=False),
+    _protocol_4_dropped("calico IPIP", calico.IPIP_IF, "calico-ipip-protocol-4-dropped", exercise=False),
+)
+
+
+def needs_ipip(f: Fault) -> bool:
+    """Whether the fault's lab needs IP-in-IP tunnels (the kernel's ipip module): such a lab is refused at
+    `up` on a kernel without it, so neither the fault suite nor an exercise can make the fault there."""
+    plugin, mode = lab_dataplane(f).split()
+    return mode == "ipip" if plugin == "flannel" else mode.startswith("IPIP")
+
+
+FAULTS = FAULTS + CALICO_FAULTS + IPIP_FAULTS
 BY_ID = {f.id: f for f in FAULTS}
 
 

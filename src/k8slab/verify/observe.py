@@ -12,6 +12,7 @@ from typing import Any
 from k8slab.labs.base import Lab, Pod, Progress, quiet
 from k8slab.spec.expect import POD_IF, hops_from_node, hops_from_pod
 from k8slab.spec.model import Node
+from k8slab.verify import diagnose_ipip
 from k8slab.verify.concurrency import concurrently
 from k8slab.verify.facts import FactsError, KubeFacts, NodeFacts, gather_node, parse_bgp, parse_inet
 from k8slab.verify.pods import SuitePods
@@ -25,9 +26,13 @@ FLANNEL_NAMESPACES = ("kube-flannel", "kube-system")  # current manifest, older 
 def observe_nodes(lab: Lab) -> dict[str, NodeFacts]:
     """Every node's links, routes and sysctls (read-only commands through the Lab's node_run); on a Calico lab
     in a BGP mode, what its BIRD says too (labs that can ask BIRD have bgp_status(node) -> (`show status`,
-    `show protocols`), None where it is silent)."""
+    `show protocols`), None where it is silent); on an IP-in-IP lab, its firewall (`iptables -S`, read-only:
+    what drops protocol 4, verify/diagnose_ipip.py)."""
     def look(node: Node) -> NodeFacts:
         facts = gather_node(lambda argv: lab.node_run(node.name, argv, timeout=30), node.name)
+        if diagnose_ipip.tunnel(lab.spec) is not None:
+            res = lab.node_run(node.name, list(diagnose_ipip.FIREWALL_ARGV), timeout=30)
+            facts = replace(facts, firewall=tuple(res.stdout.splitlines()) if res.ok else None)
         if lab.spec.calico is not None and lab.spec.calico.uses_bgp:
             said = lab.bgp_status(node.name)
             if said is not None:
