@@ -160,14 +160,13 @@ def _walk(args: argparse.Namespace, walk, lab) -> int:
 
 def _trace(lab, src_text: str, dst_text: str, capture: bool):
     """The trace from src_text to dst_text: an ExplainedTrace, or a ServiceTrace when dst_text is a service."""
-    from k8slab.teach.dnat import service_target
     from k8slab.teach.explain import resolve_endpoint
     from k8slab.teach.service_trace import observe_service_trace
     from k8slab.teach.trace import observe_trace
 
     pods = lab.pods()
     src = resolve_endpoint(lab.spec, pods, src_text, source=True)
-    target = _service_target(lab, pods, dst_text, service_target)
+    target = _service_target(lab, pods, dst_text)
     if target is not None:
         return observe_service_trace(lab, src, target, capture=capture, pods=pods, progress=console.progress_printer())
     dst = resolve_endpoint(lab.spec, pods, dst_text)
@@ -176,9 +175,11 @@ def _trace(lab, src_text: str, dst_text: str, capture: bool):
     return observe_trace(lab, src, dst, capture=capture, pods=pods)
 
 
-def _service_target(lab, pods, text: str, service_target):
+def _service_target(lab, pods, text: str):
     """A service DST, or None: a pod's or node's name wins over a service's of the same name (svc/NAME picks the
     service); only a lab that lists its services can have one traced."""
+    from k8slab.teach.dnat import SERVICE_PREFIXES, service_target
+
     if any(text in (p.name, str(p.ip)) for p in pods) or any(text == n.name for n in lab.spec.nodes):
         return None
     try:
@@ -188,6 +189,9 @@ def _service_target(lab, pods, text: str, service_target):
         pass
     listed = lab.services()
     if listed is None:
+        if text.startswith(SERVICE_PREFIXES):
+            raise LabStateError(f"the {lab.backend} lab {lab.spec.name!r} does not list its services, so {text} "
+                                "cannot be traced; trace to one of its endpoint pods")
         return None
     return service_target(lab.spec, listed, text)
 
