@@ -192,8 +192,8 @@ def test_cli_pod_commands_show_what_kubectl_would(labs, tmp_path):
     node = spec.workers[0]
     assert run_cli(path, "pod", "run", "httpd", "--node", node.name).returncode == 0
     listing = run_cli(path, "pod", "list").stdout.splitlines()
-    assert listing[0].split() == ["NAME", "READY", "STATUS", "IP", "NODE"]
-    assert listing[1].split() == ["httpd", "1/1", "Running", str(node.pod_gateway + 1), node.name]
+    assert listing[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "IP", "NODE"]
+    assert listing[1].split() == ["httpd", "1/1", "Running", "0", str(node.pod_gateway + 1), node.name]
     hostname = run_cli(path, "node", "exec", node.name, "--", "hostname")
     assert (hostname.returncode, hostname.stdout.strip()) == (0, node.name)
     failing = run_cli(path, "pod", "exec", "httpd", "--", "sh", "-c", "exit 7")

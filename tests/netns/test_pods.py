@@ -138,9 +138,9 @@ def test_cli_kubectl_habits(tmp_path, cli_labs):
     shell = run_cli(path, "pod", "exec", "-it", "sleeper", "--", "sh", "-c", "cat /proc/1/cmdline")
     assert "sleep\x003600" in shell.stdout
     listing = run_cli(path, "pod", "list").stdout.splitlines()
-    assert listing[0].split() == ["NAME", "READY", "STATUS", "IP", "NODE"]
+    assert listing[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "IP", "NODE"]
     rows = {line.split()[0]: line.split() for line in listing[1:] if line.strip()}
-    assert rows["web"] == ["web", "2/2", "Running", str(lab.pod("web").ip), expected]
+    assert rows["web"] == ["web", "2/2", "Running", "0", str(lab.pod("web").ip), expected]
     refused = run_cli(path, "pod", "run", spec.workers[0].name)
     assert refused.returncode == 2 and "node's name" in refused.stderr
     refused = run_cli(path, "pod", "run", "db", "--image", "postgres")

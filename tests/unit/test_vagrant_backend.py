@@ -171,7 +171,10 @@ def test_kubectl_run_renders_every_container_of_the_pod():
     node = SPEC.workers[0].name
     containers = (Container("web", "nginx"), Container("sidecar", "busybox"),
                   Container("probe", "curlimages/curl:8.8.0", ("sleep", "3600")))
-    spec = _overrides(kubectl_run_args("web", node, containers))["spec"]
+    args = kubectl_run_args("web", node, containers)
+    spec = _overrides(args)["spec"]
+    assert "--restart=Never" in args  # a container given a command runs once, as on the emulated lab
+    assert "--restart=Always" in kubectl_run_args("web", node, containers[:2])  # servers and shells come back
     assert spec["nodeSelector"] == {"kubernetes.io/hostname": node}
     assert spec["containers"] == [
         {"name": "web", "image": IMAGE_TAGS["nginx"]},  # a server keeps its image's own command
@@ -183,8 +186,13 @@ def test_kubectl_run_renders_every_container_of_the_pod():
 def test_pod_states_read_like_kubectl_get_pods():
     data = json.loads((DATA / "kubectl-get-pods-containers.json").read_text())
     states = parse_pod_states(json.dumps(data))
-    assert states == {"web": PodState(2, 2, "Running"), "half": PodState(1, 2, "CrashLoopBackOff"),
-                      "pulling": PodState(0, 1, "ContainerCreating"), "done": PodState(0, 1, "Completed")}
+    restarts = {item["metadata"]["name"]: sum(c["restartCount"] for c in item["status"]["containerStatuses"])
+                for item in data["items"]}
+    assert restarts["half"] > 0  # the sample holds a restarted container: RESTARTS is read, not defaulted
+    assert states == {"web": PodState(2, 2, "Running", restarts["web"]),
+                      "half": PodState(1, 2, "CrashLoopBackOff", restarts["half"]),
+                      "pulling": PodState(0, 1, "ContainerCreating", restarts["pulling"]),
+                      "done": PodState(0, 1, "Completed", restarts["done"])}
 
 
 def test_pods_and_readiness_from_kubectl_json():

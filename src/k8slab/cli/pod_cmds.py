@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                  "image's own (e.g. -- sleep 3600)")
     p.set_defaults(func=cmd_pod_run)
 
-    p = subcommand(pod_sub, "list", "list pods: NAME READY STATUS IP NODE (kubectl get pods -o wide)",
+    p = subcommand(pod_sub, "list", "list pods: NAME READY STATUS RESTARTS IP NODE (kubectl get pods -o wide)",
                 "example:\n  k8slab pod list\n")
     p.set_defaults(func=cmd_pod_list)
 
@@ -153,8 +153,12 @@ def cmd_pod_list(args: argparse.Namespace) -> int:
     for p in pods:
         state = states.get(p.name)
         rows.append({"name": p.name, "ready": f"{state.ready}/{state.total}" if state else "?",
-                     "status": state.status if state else "Unknown", "ip": str(p.ip), "node": p.node})
+                     "status": state.status if state else "Unknown", "restarts": str(state.restarts) if state else "?",
+                     "ip": str(p.ip), "node": p.node})
     print(console.table(rows))
+    for p in pods:  # kubectl describe's "Last State": why a container restarted, or why it will not
+        if p.name in states and states[p.name].last_state:
+            print(f"{p.name}: {states[p.name].last_state}")
     gone = [p.name for p in pods if p.name in states and states[p.name].status == "Unknown"]
     if gone:
         print(f"Unknown: the lab lost these pods' namespaces; `{lab.command('pod delete ' + gone[0])}` "

@@ -34,6 +34,7 @@ from k8slab.labs.base import (
     quiet,
 )
 from k8slab.labs.kube_proxy import Service
+from k8slab.labs.values import restart_policy
 from k8slab.provision.inventory import SshEndpoint, endpoints_for, endpoints_from_inventory, ssh_config_text
 from k8slab.spec.model import LabSpec
 
@@ -72,12 +73,13 @@ def container_manifest(container: Container) -> dict[str, Any]:
 def kubectl_run_args(name: str, node: str, containers: Sequence[Container] = ()) -> list[str]:
     """`kubectl run` arguments for a pod pinned to node, as the tutorial pins httpd to node-1. The overrides
     carry the whole container list: kubectl run's default --override-type=merge is a JSON merge patch, which
-    replaces a list, so a pod gets exactly these containers (and the apiVersion overrides require)."""
+    replaces a list, so a pod gets exactly these containers (and the apiVersion overrides require). Its
+    restartPolicy is the emulated lab's (values.restart_policy): a crashed server comes back on both."""
     containers = tuple(containers) or default_containers(name)
     overrides = {"apiVersion": "v1", "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
                                              "tolerations": CONTROL_PLANE_TOLERATIONS,
                                              "containers": [container_manifest(c) for c in containers]}}
-    return ["run", name, f"--image={image_ref(containers[0].image)}", "--restart=Never",
+    return ["run", name, f"--image={image_ref(containers[0].image)}", f"--restart={restart_policy(containers)}",
             f"--overrides={json.dumps(overrides)}"]
 
 
@@ -93,7 +95,7 @@ def parse_pods(kubectl_json: str) -> list[Pod]:
 
 def parse_pod_states(kubectl_json: str) -> dict[str, PodState]:
     """READY and STATUS as `kubectl get pods` prints them: a waiting or terminated container's reason
-    (CrashLoopBackOff, Completed), else the pod's phase."""
+    (CrashLoopBackOff, Completed), else the pod's phase; RESTARTS summed over its containers."""
     states = {}
     for item in json.loads(kubectl_json).get("items", []):
         statuses = item.get("status", {}).get("containerStatuses", [])
@@ -101,7 +103,9 @@ def parse_pod_states(kubectl_json: str) -> dict[str, PodState]:
         reasons = [s["state"][k].get("reason", "") for k in ("waiting", "terminated") for s in statuses
                    if k in s.get("state", {})]
         status = next((r for r in reasons if r), item.get("status", {}).get("phase", "Unknown"))
-        states[item["metadata"]["name"]] = PodState(sum(bool(s.get("ready")) for s in statuses), total, status)
+        restarts = sum(s.get("restartCount", 0) for s in statuses if isinstance(s.get("restartCount"), int))
+        states[item["metadata"]["name"]] = PodState(sum(bool(s.get("ready")) for s in statuses), total, status,
+                                                    restarts)
     return states
 
 

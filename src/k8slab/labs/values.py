@@ -3,7 +3,7 @@ and node name given to a command passes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -87,12 +87,21 @@ def default_containers(pod: str) -> tuple[Container, ...]:
     return (Container(pod, image),)
 
 
+def restart_policy(containers: Sequence[Container]) -> str:
+    """The pod's restartPolicy: Always (kubectl run's default) when its containers run their images' own
+    commands (servers, shells kept alive), Never when given a command, which runs once and ends Completed or
+    Error (`kubectl run --restart=Never ... -- CMD`)."""
+    return "Never" if any(c.command for c in containers) else "Always"
+
+
 @dataclass(frozen=True)
 class PodState:
-    """What `kubectl get pods` shows beyond name, node and address: READY x/y and STATUS."""
+    """What `kubectl get pods` shows beyond name, node and address: READY x/y, STATUS and RESTARTS."""
     ready: int
     total: int
-    status: str  # Running, Completed, Error, Unknown (the lab lost the pod's namespace) ...
+    status: str  # Running, CrashLoopBackOff, Completed, Error, Unknown (the lab lost the pod's namespace) ...
+    restarts: int = 0  # of all its containers, as kubectl counts them
+    last_state: str = ""  # how its containers last ended, when they did ("web: exit 137 (killed by SIGKILL) ...")
 
 
 def node_row(node: Node) -> dict[str, str]:

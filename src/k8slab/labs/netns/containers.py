@@ -4,9 +4,10 @@ A pod is its network and UTS namespace (what the pause container holds on a real
 container is started in them by `unshare --mount --pid --fork --mount-proc`: its own mount
 namespace (a fresh /sys of the pod's interfaces, a private /tmp, the pod's /etc/hosts and
 resolv.conf bound over this machine's) and its own PID namespace, whose PID 1 is a small shell
-that runs the image's command and records how it ended.
+that runs the image's command, restarts it as the pod's restartPolicy says (supervise.py), and
+records how it stands (restarts, last exit) in the container's folder of the lab's state.
 
-Nothing about a running container is kept on disk: it is found in /proc, as the process whose
+What runs is never taken from disk: a container is found in /proc, as the process whose
 network namespace is the pod's, which is PID 1 of its own PID namespace and carries the container's
 name in its environment. So a crashed k8slab leaves nothing unknown behind: every process in a lab
 namespace is the lab's, and destroy or pod delete kills them all by namespace.
@@ -22,17 +23,24 @@ from pathlib import Path
 
 from k8slab.errors import CommandFailedError
 from k8slab.labs.base import Container
-from k8slab.labs.netns import state
+from k8slab.labs.netns import state, supervise
 from k8slab.labs.netns.images import Image
 
 MARK = "K8SLAB_CONTAINER"  # in the environment of each container's PID 1: the container's name
 START_TIMEOUT = 10.0
 LOG_TAIL = 8
 
-# PID 1 of the container. It binds the pod's files and mounts, says so (`started`: a command exec'd in
-# before that would see this machine's resolv.conf), then runs the command as its child and writes the exit
-# status where `pod list` reads it; a bad mount ends the container before the command runs.
+# PID 1 of the container, and its supervisor (supervise.py says why it is PID 1 and not a process of its own).
+# It binds the pod's files and mounts, says so (`started`: a command exec'd in before that would see this
+# machine's resolv.conf), then runs the command as its child: with restartPolicy Always again after every end,
+# waiting out the back-off (supervise.RULE), else once. After every change it writes `status` whole (0600, as
+# the rest of the lab's state; the command keeps k8slab's umask) and renames it into place, so a reader never
+# sees half a file. A bad mount ends the container before the command runs. SIGTERM (pod delete, destroy:
+# kill_all sends it to every process of the pod first) ends PID 1 once its child has ended, instead of a
+# restart; as PID 1 of its namespace it would ignore the signal without this trap, and only the SIGKILL after
+# the grace would end it.
 INIT = r"""set -e
+mask=$(umask)
 umount -l /sys 2>/dev/null || true
 mount -t sysfs -o ro sysfs /sys
 mount -t tmpfs -o mode=1777 tmpfs /tmp
@@ -40,10 +48,30 @@ mount --bind "$K8SLAB_DIR/hosts" /etc/hosts
 if [ -f /etc/hostname ]; then mount --bind "$K8SLAB_DIR/hostname" /etc/hostname; fi
 if [ -f "$K8SLAB_DIR/resolv.conf" ]; then mount --bind "$K8SLAB_DIR/resolv.conf" /etc/resolv.conf; fi
 set +e
+trap 'exit 143' TERM
+""" + supervise.RULE + r"""status() {
+  umask 077
+  printf '{"state": "%s", "restarts": %d, "last_exit": %s, "backoff_ms": %d}\n' "$1" "$restarts" "$code" "$delay" \
+    > "$K8SLAB_DIR/.status" && mv -f "$K8SLAB_DIR/.status" "$K8SLAB_DIR/status"
+  umask "$mask"
+}
+restarts=0 code=null delay=0
+status running
 : > "$K8SLAB_DIR/started"
 cd /
-"$@"
-echo $? > "$K8SLAB_DIR/exit"
+while :; do
+  read -r up _ < /proc/uptime; began=${up%.*}
+  "$@"
+  code=$?
+  if [ "$K8SLAB_RESTART" != Always ]; then status exited; exit 0; fi
+  read -r up _ < /proc/uptime; ran=$((${up%.*} - began))
+  next_delay
+  status waiting
+  ms=$((1000 + delay % 1000))
+  sleep "$((delay / 1000)).${ms#1}"
+  restarts=$((restarts + 1))
+  status running
+done
 """
 
 
@@ -87,9 +115,11 @@ def hosts_file(pod: str, ip: str) -> str:
 
 
 def start(state_dir: Path, *, pod: str, ip: str, node: str, netns: Path, uts: Path, container: Container,
-          image: Image, resolv_conf: str | None) -> None:
+          image: Image, resolv_conf: str | None, restart: str = supervise.NEVER,
+          backoff: supervise.Backoff = supervise.KUBELET) -> None:
     """Start one container of the pod and return once it runs (a server: once it listens). Its files are
-    written as the rest of the lab's state is (state.py: 0700/0600, never through a symlink)."""
+    written as the rest of the lab's state is (state.py: 0700/0600, never through a symlink). restart: the
+    pod's restartPolicy (Always: its PID 1 runs the command again after each end, with the lab's back-off)."""
     root = state_dir.parent
     cdir = container_dir(state_dir, pod, container.name)
     files = {"hosts": hosts_file(pod, ip), "hostname": f"{pod}\n"}
@@ -103,21 +133,22 @@ def start(state_dir: Path, *, pod: str, ip: str, node: str, netns: Path, uts: Pa
     command = list(container.command) or image.command(docroot)
     _link_applets(state_dir)
     env = {"PATH": search_path(state_dir), "HOME": "/root", "HOSTNAME": pod,
-           MARK: container.name, "K8SLAB_DIR": str(cdir)}
+           MARK: container.name, "K8SLAB_DIR": str(cdir), "K8SLAB_RESTART": restart, **backoff.env()}
     argv = ["setsid", "--fork", "nsenter", f"--net={netns}", f"--uts={uts}", "--",
             "unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "--",
             "sh", "-c", INIT, f"k8slab-init-{container.name}", *command]
-    for old in ("exit", "started"):
+    for old in ("exit", "started", "status", ".status"):  # a pod of the same name's, deleted half way
         (cdir / old).unlink(missing_ok=True)
     fd = os.open(cdir / "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "ab") as log:
         # setsid --fork returns at once; the container is then a child of init, not of this command
         subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, check=True,
                        timeout=START_TIMEOUT)
-    _wait_started(cdir, netns, container, image)
+    _wait_started(state_dir, pod, netns, container, image, restart)
 
 
-def _wait_started(cdir: Path, netns: Path, container: Container, image: Image) -> None:
+def _wait_started(state_dir: Path, pod: str, netns: Path, container: Container, image: Image, restart: str) -> None:
+    cdir = container_dir(state_dir, pod, container.name)
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         pid = running(netns).get(container.name)
@@ -125,10 +156,13 @@ def _wait_started(cdir: Path, netns: Path, container: Container, image: Image) -
         mounted = (cdir / "started").exists()
         if pid is not None and mounted and (not wait_port or listening(pid, image.port)):
             return
-        if (cdir / "exit").exists() and pid is None:
-            if container.command:
+        ended = read_status(state_dir, pod, container.name)
+        if ended is not None and (ended.state == "waiting" or (ended.state == "exited" and pid is None)):
+            if container.command and restart == supervise.NEVER:
                 return  # a command that ran and ended, as `kubectl run x -- true` does: Completed or Error
-            raise CommandFailedError(f"container {container.name} ({image.name}) exited at once: {log_tail(cdir)}")
+            how = supervise.describe_exit(ended.last_exit) if ended.last_exit is not None else "ended"
+            raise CommandFailedError(f"container {container.name} ({image.name}) exited at once ({how}): "
+                                     f"{log_tail(cdir)}")
         if time.monotonic() > deadline:
             raise CommandFailedError(f"container {container.name} ({image.name}) did not start in "
                                      f"{START_TIMEOUT:.0f} s: {log_tail(cdir)}")
@@ -231,13 +265,14 @@ def children(pid: int) -> list[int]:
         return []
 
 
-def exit_status(state_dir: Path, pod: str, container: str) -> int | None:
-    """How a container's command ended, or None if it never did (or the file is not a number)."""
+def read_status(state_dir: Path, pod: str, container: str) -> supervise.Status | None:
+    """How the container stands as its PID 1 last wrote it (None before it wrote anything): read as every
+    state file is (state.read_json: ours, 0600, no symlink) and checked field by field (supervise.status_from)."""
     try:
-        text = (container_dir(state_dir, pod, container) / "exit").read_text().strip()
+        data = state.read_json(state_dir.parent, container_dir(state_dir, pod, container) / "status")
     except FileNotFoundError:
         return None
-    return int(text) if text.isdigit() else None
+    return supervise.status_from(data)
 
 
 def exec_argv(pid: int, state_dir: Path) -> list[str]:

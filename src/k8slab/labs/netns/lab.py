@@ -23,7 +23,20 @@ from k8slab.errors import K8slabError, LabSpecError, LabStateError, ToolMissingE
 from k8slab.interrupts import no_interrupts
 from k8slab.labs import kube_proxy
 from k8slab.labs.base import Container, InvalidNameError, Lab, Pod, PodState, Progress, Result, check_name, quiet
-from k8slab.labs.netns import bird, calico_pods, cni, containers, dns, names, nsfs, pods, preflight, services, state
+from k8slab.labs.netns import (
+    bird,
+    calico_pods,
+    cni,
+    containers,
+    dns,
+    names,
+    nsfs,
+    pods,
+    preflight,
+    services,
+    state,
+    supervise,
+)
 from k8slab.labs.netns.plan import LabPlan, build_plan, loopback_config
 from k8slab.spec.facts import POD_IF
 from k8slab.spec.load import reserved_node_name_problem
@@ -59,8 +72,15 @@ class NetnsLab(Lab):
     backend = "netns"
     state_is_local = True  # /run/k8slab/<lab>: an emulated lab shows even to a user who cannot run it
 
-    def __init__(self, spec: LabSpec, state_root: Path = names.STATE_ROOT):
+    def __init__(self, spec: LabSpec, state_root: Path = names.STATE_ROOT,
+                 restart_backoff: supervise.Backoff = supervise.KUBELET):
         super().__init__(spec)
+        problem = restart_backoff.problem()
+        if problem:
+            raise LabStateError(f"restart back-off: {problem}")
+        # What `up` records for the containers' restarts (a lab up already keeps the one it recorded).
+        self._new_backoff = restart_backoff
+        self._backoff: supervise.Backoff | None = None
         self.paths = names.StatePaths(spec.name, state_root)
         self.prefix = names.prefix(spec.name)
         self._plan: LabPlan | None = None
@@ -186,11 +206,12 @@ class NetnsLab(Lab):
                 for node in plan.nodes:
                     state.write_json(self.paths.root, self.paths.cni_conf(node.node.name), node.cni_config)
                 state.make_dirs(self.paths.root, self.paths.pods_dir)
+                self._backoff = self._new_backoff
                 self._start_cluster_dns(progress)
                 state.write_json(self.paths.root, self.paths.lab_file, {
                     "name": self.spec.name, "backend": self.backend, "spec": self.spec.source,
                     "fingerprint": self._fingerprint(), "built_at": time.time(),
-                    "nodes": [n.name for n in self.spec.nodes],
+                    "nodes": [n.name for n in self.spec.nodes], "restart_backoff": self._backoff.to_json(),
                 })
             except BaseException:
                 with no_interrupts():
@@ -235,6 +256,7 @@ class NetnsLab(Lab):
 
     def _teardown(self, progress: Progress) -> None:
         """Remove every namespace with the lab's prefix, the processes in them and the state dir."""
+        self._backoff = None  # the next `up` records its own
         netns = nsfs.list_netns(self.prefix)
         paths = [nsfs.netns_path(n) for n in netns]
         killed = nsfs.kill_all(sorted({*nsfs.pids_in(paths), *containers.pids_under(self.paths.dir)}))
@@ -289,6 +311,12 @@ class NetnsLab(Lab):
         drift = self.spec_drift()
         if drift:
             raise LabStateError(drift)
+
+    def restart_backoff(self) -> supervise.Backoff:
+        """The back-off of the lab's container restarts, as `up` recorded it in lab.json (checked as data)."""
+        if self._backoff is None:
+            self._backoff = supervise.backoff_from_lab(state.read_json(self.paths.root, self.paths.lab_file))
+        return self._backoff
 
     def spec_drift(self) -> str | None:
         """Why the lab that is up does not match this spec (built from another one), or None."""
@@ -528,7 +556,7 @@ class NetnsLab(Lab):
                 result = cni.invoke(plugin_dir, "ADD", rec.cni_config, **common)
                 rec = state.PodRecord(**{**rec.to_json(), "ip": cni.result_ip(result)})
             state.write_json(self.paths.root, self.paths.pod_file(name), rec.to_json())
-            pods.start_all(self.paths.dir, rec, resolv_conf=dns.resolv_conf(self.spec))
+            pods.start_all(self.paths.dir, rec, resolv_conf=dns.resolv_conf(self.spec), backoff=self.restart_backoff())
             rec = state.PodRecord(**{**rec.to_json(), "phase": "ready"})
             state.write_json(self.paths.root, self.paths.pod_file(name), rec.to_json())
             return rec

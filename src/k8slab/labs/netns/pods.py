@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from k8slab.errors import LabStateError
+from k8slab.labs import values
 from k8slab.labs.base import Container, PodState, default_containers
-from k8slab.labs.netns import containers, dns, images, names
+from k8slab.labs.netns import containers, dns, images, names, supervise
 from k8slab.labs.netns.state import PodRecord
 from k8slab.labs.placement import node_name_clash
 from k8slab.spec.model import LabSpec
@@ -47,11 +48,19 @@ def from_record(rec: PodRecord) -> tuple[Container, ...]:
                  for c in rec.containers)
 
 
-def start_all(state_dir: Path, rec: PodRecord, resolv_conf: str | None) -> None:
+def restart_policy(rec: PodRecord) -> str:
+    """The lab's own DNS pod restarts always (a Deployment's pod on a real cluster), whatever its command."""
+    return supervise.ALWAYS if dns.is_system(rec.name) else values.restart_policy(from_record(rec))
+
+
+def start_all(state_dir: Path, rec: PodRecord, resolv_conf: str | None,
+              backoff: supervise.Backoff = supervise.KUBELET) -> None:
     """Start the pod's containers in order (as the kubelet starts a pod's containers)."""
+    restart = restart_policy(rec)
     for c in from_record(rec):
         containers.start(state_dir, pod=rec.name, ip=rec.ip, node=rec.node, netns=names.NETNS_DIR / rec.netns,
-                         uts=Path(rec.uts), container=c, image=images.resolve(c.image), resolv_conf=resolv_conf)
+                         uts=Path(rec.uts), container=c, image=images.resolve(c.image), resolv_conf=resolv_conf,
+                         restart=restart, backoff=backoff)
 
 
 def exec_argv(state_dir: Path, rec: PodRecord, container: str | None) -> list[str]:
@@ -75,16 +84,41 @@ def exec_argv(state_dir: Path, rec: PodRecord, container: str | None) -> list[st
 
 
 def container_status(state_dir: Path, rec: PodRecord, container: str, pid: int | None) -> str:
+    return status_word(containers.read_status(state_dir, rec.name, container), pid)
+
+
+def status_word(st: supervise.Status | None, pid: int | None) -> str:
+    """kubectl's word for one container: pid is its PID 1 if that runs (it is the container's supervisor)."""
     if pid is not None:
-        return "Running"
-    code = containers.exit_status(state_dir, rec.name, container)
-    if code is None:
+        return "CrashLoopBackOff" if st is not None and st.state == "waiting" else "Running"
+    if st is None:
         return "Unknown"
-    return "Completed" if code == 0 else "Error"
+    if st.state == "exited":
+        return "Completed" if st.last_exit == 0 else "Error"
+    return "Error"  # its PID 1 was killed: the container is gone, as after its runtime's shim crashed
+
+
+def last_state(container: str, st: supervise.Status | None, pid: int | None) -> str:
+    """How the container last ended and what its supervisor did about it ("" if it never ended)."""
+    if st is None:
+        return ""
+    if pid is None and st.state != "exited":
+        return (f"{container}: its PID 1 (the container's supervisor) was killed, so nothing restarts it; "
+                f"delete the pod and run it again")
+    if st.last_exit is None:
+        return ""
+    ended = supervise.describe_exit(st.last_exit)
+    if st.state == "waiting":
+        return (f"{container}: {ended}; restart {st.restarts + 1} after a back-off of {st.backoff_ms / 1000:g} s "
+                "(CrashLoopBackOff)")
+    if st.restarts:
+        return f"{container}: {ended}; restarted {st.restarts} time(s), the last after {st.backoff_ms / 1000:g} s"
+    return f"{container}: {ended}"
 
 
 def states(state_dir: Path, records: Sequence[PodRecord]) -> dict[str, PodState]:
-    """READY and STATUS of each pod, read from the kernel: a pod whose namespace is gone is Unknown."""
+    """READY, STATUS and RESTARTS of each pod, read from the kernel and its containers' status files: a pod
+    whose namespace is gone is Unknown."""
     paths = [names.NETNS_DIR / r.netns for r in records]
     alive = containers.running_in(paths)
     result = {}
@@ -97,9 +131,12 @@ def states(state_dir: Path, records: Sequence[PodRecord]) -> dict[str, PodState]
             result[rec.name] = PodState(1, 1, "Running")
             continue
         pids: Mapping[str, int] = alive.get(str(path), {})
-        each = [container_status(state_dir, rec, c.name, pids.get(c.name)) for c in wanted]
+        found = [(c.name, containers.read_status(state_dir, rec.name, c.name), pids.get(c.name)) for c in wanted]
+        each = [status_word(st, pid) for _, st, pid in found]
+        restarts = sum(st.restarts for _, st, _ in found if st is not None)
+        notes = "; ".join(note for name, st, pid in found if (note := last_state(name, st, pid)))
         ready = each.count("Running")
-        status = ("Running" if ready == len(each) else "Error" if "Error" in each
-                  else "Completed" if set(each) == {"Completed"} else "NotReady")
-        result[rec.name] = PodState(ready, len(each), status)
+        status = ("Running" if ready == len(each) else "CrashLoopBackOff" if "CrashLoopBackOff" in each
+                  else "Error" if "Error" in each else "Completed" if set(each) == {"Completed"} else "NotReady")
+        result[rec.name] = PodState(ready, len(each), status, restarts, notes)
     return result
