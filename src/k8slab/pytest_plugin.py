@@ -13,6 +13,9 @@ Fixtures: `spec` (the LabSpec), `lab` (the running Lab), `node_hosts` / `pod_hos
 Host), and the spec's expectations: `expected_interfaces`, `expected_routes` (node -> list), and
 `expected_hops` (a function: source pod, destination pod -> the addresses traceroute must show).
 
+On a lab with Kubernetes and Calico the spec is the one the cluster decided: each node's pod subnet is the block
+its BlockAffinity names (read once, at collection), so the parametrized checks and `spec` agree with the cluster.
+
 No lab up: in CI (CI=true) the spec's emulated lab is brought up for the session and destroyed at
 the end; elsewhere the tests that use the lab are skipped with the command that starts one.
 """
@@ -109,6 +112,11 @@ def resolve(config: pytest.Config) -> LabTarget:
         backend = chosen.backend
         try:
             target.lab = running_lab(target.spec, backend, chosen.inventory)
+            if target.lab.has_kubernetes and target.spec.calico is not None:
+                # Which block each node got is calico-node's choice, not lab.yaml's order: parametrize and judge
+                # against the blocks the cluster's BlockAffinities say (once, at collection; nothing elsewhere).
+                target.lab.adopt_cluster_blocks()
+                target.spec = target.lab.spec
         except K8slabError as exc:
             if in_ci() and backend in (None, "netns"):
                 target.lab, target.bring_up = open_lab(target.spec, "netns"), True

@@ -12,23 +12,41 @@ from ipaddress import IPv4Network
 
 from k8slab.spec.model import LabSpec
 
-BLOCK_AFFINITIES = ("get", "blockaffinities.crd.projectcalico.org", "-o", "json")
+# The resource kubectl is asked for: the crd.projectcalico.org/v1 CRD every Calico install has had (spec.deleted a
+# string), then projectcalico.org/v3 (native v3 CRDs or Calico's API server; spec.deleted a boolean). Both shapes:
+# api/pkg/apis/projectcalico/v3/blockaffinity.go and libcalico-go/config/crd/crd.projectcalico.org_blockaffinities.yaml
+# in projectcalico/calico.
+BLOCK_AFFINITY_RESOURCES = ("blockaffinities.crd.projectcalico.org", "blockaffinities.projectcalico.org")
+BLOCK_AFFINITIES = ("get", BLOCK_AFFINITY_RESOURCES[0], "-o", "json")
 CALICO_NODE_PODS = ("-n", "calico-system", "get", "pods", "-l", "k8s-app=calico-node", "-o", "json")
 BIRD_SOCKET = "/var/run/calico/bird.ctl"  # calico-node's BIRD control socket (a hostPath on the node)
 
 
-def blocks_from_affinities(kubectl_json: str) -> dict[str, IPv4Network]:
-    """node -> the block it holds (confirmed, not deleted; the lowest if it claimed several)."""
-    found: dict[str, IPv4Network] = {}
+def node_blocks(kubectl_json: str) -> dict[str, list[IPv4Network]]:
+    """node -> the IPv4 blocks affine to it, the first it claimed first (metadata.creationTimestamp, then address).
+
+    Only an affinity a node holds counts: spec.state "confirmed" (not "pending", claimed but not yet written to the
+    block; not "pendingDeletion", being released) and spec.deleted not true (the string "true" in v1, the boolean
+    in v3: "clients should treat this block as if it does not exist"); spec.type "virtual" is no node's."""
+    found: dict[str, list[tuple[str, IPv4Network]]] = {}
     for item in json.loads(kubectl_json).get("items", []):
         spec = item.get("spec", {})
         if (spec.get("state") != "confirmed" or str(spec.get("deleted", "false")).lower() == "true"
-                or ":" in spec.get("cidr", ":")):  # IPv6 blocks are not this lab's
+                or spec.get("type", "host") != "host" or ":" in spec.get("cidr", ":")):  # IPv6 is not this lab's
             continue
-        cidr = IPv4Network(spec["cidr"])
-        if spec["node"] not in found or cidr < found[spec["node"]]:
-            found[spec["node"]] = cidr
-    return found
+        created = str(item.get("metadata", {}).get("creationTimestamp") or "")  # RFC 3339 UTC: sorts as text
+        found.setdefault(spec["node"], []).append((created, IPv4Network(spec["cidr"])))
+    return {node: [cidr for _, cidr in sorted(blocks)] for node, blocks in found.items()}
+
+
+def blocks_from_affinities(kubectl_json: str) -> dict[str, IPv4Network]:
+    """node -> the block the lab judges it by: the first it claimed.
+
+    A node claims a second block only when its first is full. The first holds what the checks look for: the tunnel
+    address (ordinal 0, which calico-node takes at start, before any pod) and the first pods. So that block is the
+    node's pod subnet; a later one is not guessed at (the lab expects one block per node, as the emulated lab
+    builds it): its pods are reported outside the node's subnet rather than judged against a made-up layout."""
+    return {node: blocks[0] for node, blocks in node_blocks(kubectl_json).items()}
 
 
 def with_cluster_blocks(spec: LabSpec, blocks: dict[str, IPv4Network]) -> LabSpec:

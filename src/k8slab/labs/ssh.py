@@ -285,9 +285,12 @@ class SshLab(Lab):
         gets is calico-node's choice, not lab.yaml's order); a cluster that cannot say leaves the spec as it is."""
         if self.spec.calico is None:
             return
-        res = self.kubectl(*calico_cluster.BLOCK_AFFINITIES)
-        if res.ok:
-            self.spec = calico_cluster.with_cluster_blocks(self.spec, calico_cluster.blocks_from_affinities(res.stdout))
+        for resource in calico_cluster.BLOCK_AFFINITY_RESOURCES:
+            res = self.kubectl("get", resource, "-o", "json")
+            if res.ok:
+                blocks = calico_cluster.blocks_from_affinities(res.stdout)
+                self.spec = calico_cluster.with_cluster_blocks(self.spec, blocks)
+                return
 
     def bgp_status(self, node: str) -> tuple[str | None, str | None]:
         """What calico-node's BIRD on node says (`birdcl show status`, `show protocols`); None where it is silent."""
