@@ -5,7 +5,11 @@ cause; the fault suite and `k8slab exercise` never pick them on a lab whose kern
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,6 +17,7 @@ from factsbuilder import ACCEPT_ALL, from_expectations
 from test_dataplane_plans import calico_spec, lab_data
 
 from k8slab.labs.base import Pod
+from k8slab.pytest_plugin import ipip_unavailable_reason
 from k8slab.spec import calico
 from k8slab.spec.expect import hops_from_pod, node_routes
 from k8slab.spec.facts import FLANNEL_IPIP_IF, HOST_ONLY_IF
@@ -23,6 +28,7 @@ from k8slab.verify import checks, diagnose, diagnose_ipip
 from k8slab.verify.faults import BY_ID, FAULTS, LEVELS, Command, Pair, applies, lab_dataplane, needs_ipip
 from k8slab.verify.tracing import TraceRun
 
+ROOT = Path(__file__).resolve().parents[2]
 DATAPLANES = {"flannel ipip": FLANNEL_IPIP_IF, "calico IPIP": calico.IPIP_IF}
 IDS = {"flannel ipip": ("flannel-ipip-down", "flannel-ipip-protocol-4-dropped"),
        "calico IPIP": ("calico-ipip-down", "calico-ipip-protocol-4-dropped")}
@@ -182,3 +188,21 @@ def test_a_flannel_ipip_lab_offers_its_ipip_exercises():
 
 def test_needs_ipip_is_exactly_the_ipip_dataplanes():
     assert {f.id for f in FAULTS if needs_ipip(f)} == {i for ids in IDS.values() for i in ids}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="probing the kernel for ipip needs a network namespace (root)")
+def test_the_fault_suite_deselects_ipip_faults_with_the_kernels_reason_where_it_has_no_ipip():
+    """Deselected, not skipped (a skip fails CI's emulated suite), and only where the probe `up` uses says so."""
+    missing = ipip_unavailable_reason()
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+                          "tests/acceptance/test_faults.py"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         check=False, env={k: v for k, v in os.environ.items() if k != "CI"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    ipip = [f for f in FAULTS if needs_ipip(f)]
+    collected = [f for f in FAULTS if f"[{f.title}]" in run.stdout]
+    if missing:
+        assert collected == [f for f in FAULTS if not needs_ipip(f)]
+        assert f"{len(ipip)} deselected" in run.stdout and "skipped" not in run.stdout
+        assert f"k8slab: IP-in-IP tests deselected: {missing}" in run.stdout
+    else:
+        assert collected == list(FAULTS)
