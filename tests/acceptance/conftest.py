@@ -97,5 +97,5 @@ def flannel_tutorial(spec) -> None:
     from flannel's faults): a lab with another dataplane skips them with the reason (CI runs lab.yaml's
     flannel lab; Calico's checks, traces, diagram and faults are proven in tests/netns and test_faults)."""
     if spec.cni_plugin != "flannel":
-        pytest.skip(f"flannel's tutorial steps and exercises; this lab is {spec.dataplane}, which has no "
-                    "walkthrough or exercise yet (tests/netns/test_dataplanes.py proves its checks and traces)")
+        pytest.skip(f"flannel's tutorial steps and exercises; this lab is {spec.dataplane}, whose walkthrough is "
+                    "`calico` (tests/netns/test_dataplanes.py runs it and proves its checks and traces)")

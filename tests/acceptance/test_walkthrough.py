@@ -146,6 +146,9 @@ def test_list_names_the_walkthroughs_and_their_steps(capsys):
     assert main(["walkthrough", "--list"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("tutorial: ") and "  step 4: pod to pod across nodes: three hops" in out
+    # each names the labs it follows: the tutorial flannel's, the Calico article Calico's, the pods any lab
+    follows = dict(re.findall(r"^(\w+): .*\n  follows: (.*)$", out, re.MULTILINE))
+    assert follows == {"tutorial": "flannel labs", "calico": "calico labs", "pods": "any lab"}
 
 
 @pytest.fixture(autouse=True)

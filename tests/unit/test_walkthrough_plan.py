@@ -61,7 +61,7 @@ def test_only_a_full_passing_run_claims_every_step():
 
 def test_pods_use_the_tutorials_names_and_the_registry_names_the_walkthroughs():
     assert pods_of(TUTORIAL, TUTORIAL.numbers) == {"nginx", "httpd", "busybox"}
-    assert walkthrough("tutorial") is TUTORIAL and list(WALKTHROUGHS) == ["tutorial", "pods"]
+    assert walkthrough("tutorial") is TUTORIAL and list(WALKTHROUGHS) == ["tutorial", "calico", "pods"]
     assert walkthrough("pods") is PODS and pods_of(PODS, PODS.numbers) == {"web", "hello-1", "hello-2", "hello-3",
                                                                            "client", "httpd", "busybox"}
     run, skipped = plan(spec_with(0), PODS, PODS.numbers)

@@ -19,16 +19,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("walkthrough", help="run a tutorial's practical examples on the lab that is up, step by step",
                        description="Run the tutorial's examples on the lab that is up: the tutorial's commands "
                                    "beside this lab's, their real output, and whether it matches what the tutorial "
-                                   "says. The walkthrough starts its own pods (the tutorial's names: nginx, httpd, "
-                                   "busybox) and removes them at the end, also after Ctrl-C or a closed pipe; a "
+                                   "says; without NAME, the one written for the lab's CNI plugin. It starts its own "
+                                   "pods (the tutorial's names: nginx, httpd, busybox; Calico's: busybox-1, httpd-1, "
+                                   "busybox-2) and removes them at the end, also after Ctrl-C or a closed pipe; a "
                                    "smaller lab runs the steps it can and says why it skips the others.",
                        epilog="examples:\n  k8slab walkthrough                  every step, Enter between steps\n"
                               "  k8slab walkthrough --step 4 --keep  the cross-node trace; keep its pods to explore\n"
                               "  k8slab walkthrough pods --capture-dir /tmp/caps   save the pod steps' pcaps there\n"
+                              "  k8slab walkthrough calico --step 3  Calico: pods across nodes, BGP or VXLAN\n"
                               "  k8slab walkthrough --list           the walkthroughs there are",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", nargs="?", default=None, metavar="NAME",
-                   help="which walkthrough (default: tutorial; --list names them)")
+                   help="which walkthrough (default: the one for the lab's CNI plugin, tutorial on flannel, "
+                        "calico on Calico; --list names them)")
     p.add_argument("--list", action="store_true", help="list the walkthroughs and their steps, run nothing")
     p.add_argument("--step", type=int, metavar="N", help="run only step N")
     p.add_argument("--no-pause", action="store_true", help="do not wait for Enter between steps")
@@ -101,15 +104,18 @@ def destination(text: str) -> str:
 def cmd_walkthrough(args: argparse.Namespace) -> int:
     from k8slab.errors import OutputPathError
     from k8slab.render.output_files import path_problem
-    from k8slab.teach.walkthroughs import DEFAULT, WALKTHROUGHS, walkthrough
+    from k8slab.teach.walkthroughs import WALKTHROUGHS, choose, fits_text, for_lab, walkthrough
     from k8slab.teach.walkthroughs.model import DEFAULT_CAPTURE_DIR
 
     if args.list:
         for w in WALKTHROUGHS.values():
             print(f"{w.name}: {w.about}")
+            print(f"  follows: {fits_text(w)}")
             print("\n".join(f"  step {n}: {w.step(n).title}" for n in w.numbers))
         return 0
-    walk = walkthrough(args.name or DEFAULT)
+    spec = load_spec(args.spec)
+    # An unknown name or step is refused before the lab is looked at.
+    walk = walkthrough(args.name) if args.name is not None else for_lab(spec)
     if args.step is not None and args.step not in walk.numbers:
         raise UsageError(f"there is no step {args.step}; the {walk.name} walkthrough has steps "
                             f"{', '.join(map(str, walk.numbers))}")
@@ -118,7 +124,10 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
     if problem:  # refused before the lab is touched: a typo costs no run
         raise OutputPathError(f"cannot save the walkthrough's captures in {str(args.capture_dir)!r}: {problem}; "
                               "pick another folder with --capture-dir DIR")
-    lab = running_lab(load_spec(args.spec), args.backend, args.inventory)
+    lab = running_lab(spec, args.backend, args.inventory)
+    walk, chosen = choose(spec, args.name, lab.command)  # refuses one written for another CNI plugin
+    if chosen:
+        console.say(chosen)
     # One walkthrough at a time per lab (its pods have the tutorial's fixed names); without --keep its pods
     # carry this run's mark, so if it is killed the next command that meets them removes them.
     with lab.session("walkthrough", console.say, ephemeral=not args.keep):

@@ -116,6 +116,10 @@ class Walkthrough:
     name: str
     about: str
     steps: tuple[Step, ...]
+    plugins: tuple[str, ...] = ()   # the CNI plugins whose labs it follows (its texts say cni0, or cali…); () any
+
+    def fits(self, spec: LabSpec) -> bool:
+        return not self.plugins or spec.cni_plugin in self.plugins
 
     @property
     def numbers(self) -> tuple[int, ...]:

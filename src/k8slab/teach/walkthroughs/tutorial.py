@@ -12,9 +12,10 @@ from ipaddress import IPv4Address
 
 from k8slab.errors import CommandFailedError
 from k8slab.labs.base import Pod
-from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, POD_IF, VXLAN_IF
+from k8slab.spec.expect import flannel_tunnel, next_hop_into
+from k8slab.spec.facts import BRIDGE_IF, HOST_ONLY_IF, POD_IF
 from k8slab.spec.model import LabSpec, Node
-from k8slab.teach.explain import Endpoint, Explanation
+from k8slab.teach.explain import Endpoint, Explanation, expected_encapsulation
 from k8slab.teach.walkthroughs.model import (
     Check,
     PodPart,
@@ -33,7 +34,7 @@ POD_READY_TIMEOUT = 180
 SLEEP = "sleep 3600"
 
 
-def _pinned(name: str, image: str, node: str, command: str = "") -> str:
+def pinned(name: str, image: str, node: str, command: str = "") -> str:
     overrides = json.dumps({"spec": {"nodeSelector": {"kubernetes.io/hostname": node}}})
     return f"kubectl run {name} --image={image} --overrides='{overrides}'" + (f" -- {command}" if command else "")
 
@@ -135,6 +136,9 @@ def _run1_kubernetes(ctx: StepContext, text: StepText) -> StepResult:
 # ---------------------------------------------------------------- steps 2-4: traces
 
 
+ENCAPSULATED = {"vxlan": "VXLAN-encapsulated", "ipip": "IP-in-IP-encapsulated"}
+
+
 def judge_trace(spec: LabSpec, ex: Explanation) -> list[Check]:
     """A trace step's verdict: the hops in order, and the capture's word on encapsulation when it has one."""
     want = ", ".join(str(h.address) for h in ex.expected)
@@ -142,10 +146,11 @@ def judge_trace(spec: LabSpec, ex: Explanation) -> list[Check]:
     checks = [Check(ex.ok, f"{ex.src.short} -> {ex.dst.short}: {len(ex.expected)} hop(s) expected ({want}); "
                            f"seen: {seen or 'nothing'}")]
     if ex.encapsulation_ok is not None:
-        how = "VXLAN-encapsulated" if spec.cni_backend == "vxlan" else "not encapsulated"
-        where = "stays off eth1" if ex.src.node == ex.dst.node else f"is {how} on {HOST_ONLY_IF}"
+        # Which tunnel the two nodes use is the dataplane's word (Calico's CrossSubnet: none inside one subnet).
+        how = ENCAPSULATED.get(expected_encapsulation(spec, ex.src, ex.dst), "not encapsulated")
+        where = f"stays off {HOST_ONLY_IF}" if ex.src.node == ex.dst.node else f"is {how} on {HOST_ONLY_IF}"
         checks.append(Check(ex.encapsulation_ok, f"the capture shows the traffic {where} "
-                            f"({'as' if ex.encapsulation_ok else 'NOT as'} flannel {spec.cni_backend} does)"))
+                            f"({'as' if ex.encapsulation_ok else 'NOT as'} {spec.dataplane} does)"))
     return checks
 
 
@@ -170,7 +175,7 @@ def traced(ctx: StepContext, text: StepText, pairs: Sequence[tuple[Endpoint, End
     return StepResult(text, ran, "\n".join(outputs), checks, explanation)
 
 
-def _pod_ep(ctx: StepContext, name: str) -> Endpoint:
+def pod_endpoint(ctx: StepContext, name: str) -> Endpoint:
     pod = ctx.pods[name]
     return Endpoint(pod.ip, pod.node, pod=pod.name)
 
@@ -195,7 +200,7 @@ def _run2(ctx: StepContext, text: StepText) -> StepResult:
 def _busybox_traces_httpd(busybox_on: str, httpd_on: str, dst: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Steps 3 and 4's commands: httpd and busybox pinned to their nodes, busybox traces httpd; as the tutorial
     writes them (kubectl) and as the emulated lab runs them (k8slab)."""
-    tutorial = (_pinned(HTTPD, "httpd", httpd_on), _pinned(BUSYBOX, "busybox", busybox_on, SLEEP),
+    tutorial = (pinned(HTTPD, "httpd", httpd_on), pinned(BUSYBOX, "busybox", busybox_on, SLEEP),
                 f"kubectl exec -it {BUSYBOX} -- traceroute -n {dst}")
     emulated = (f"k8slab pod run {HTTPD} --node {httpd_on}", f"k8slab pod run {BUSYBOX} --node {busybox_on}",
                 f"k8slab pod exec {BUSYBOX} -- traceroute -n {dst}")
@@ -203,7 +208,7 @@ def _busybox_traces_httpd(busybox_on: str, httpd_on: str, dst: str) -> tuple[tup
 
 
 def _run_busybox_traces_httpd(ctx: StepContext, text: StepText) -> StepResult:
-    return traced(ctx, text, [(_pod_ep(ctx, BUSYBOX), _pod_ep(ctx, HTTPD))], ctx.capture)
+    return traced(ctx, text, [(pod_endpoint(ctx, BUSYBOX), pod_endpoint(ctx, HTTPD))], ctx.capture)
 
 
 def _text3(spec: LabSpec, r: Roles, pods: Mapping[str, Pod]) -> StepText:
@@ -219,11 +224,14 @@ def _text4(spec: LabSpec, r: Roles, pods: Mapping[str, Pod]) -> StepText:
     n1, n2 = r.node("dst_worker"), r.node("src_worker")
     w1, w2 = n1.name, n2.name
     dst = _ip_of(pods, HTTPD, n1)
-    via = (f"{n1.ip} ({w1}'s {HOST_ONLY_IF})" if spec.cni_backend == "host-gw"
-           else f"{n1.pod_subnet.network_address} ({w1}'s {VXLAN_IF})")
+    entry = next_hop_into(spec, n1)  # eth1's address on host-gw, the tunnel device's on vxlan and ipip
+    via = f"{entry.address} ({w1}'s {entry.interface})"
+    tunnel = flannel_tunnel(spec)
+    how = (f"routes the packet into {tunnel}, which wraps it and sends it out of {HOST_ONLY_IF} to {w1}; {w1} "
+           f"unwraps it on its {tunnel}" if tunnel else f"routes the packet out of {HOST_ONLY_IF} to {w1}")
     return StepText(
-        4, "pod to pod across nodes: three hops", f"a pod on {w2} reaches a pod on {w1}: {w2} routes the "
-        f"packet out of {HOST_ONLY_IF} to {w1} (flannel {spec.cni_backend}), which hands it to its {BRIDGE_IF}",
+        4, "pod to pod across nodes: three hops", f"a pod on {w2} reaches a pod on {w1}: {w2} {how} "
+        f"({spec.dataplane}) and hands it to its {BRIDGE_IF}",
         *_busybox_traces_httpd(w2, w1, dst),
         f"3 hops in this order: {n2.pod_gateway} ({w2}'s {BRIDGE_IF}), {via}, {dst} (the pod)")
 
@@ -236,4 +244,6 @@ TUTORIAL = Walkthrough(
      Step("pod to pod on one node: one hop", _text3, _run_busybox_traces_httpd, needs=_workers(1),
           pods=(PodPart(HTTPD, "dst_worker", "httpd"), PodPart(BUSYBOX, "dst_worker", "busybox", SLEEP))),
      Step("pod to pod across nodes: three hops", _text4, _run_busybox_traces_httpd, needs=_workers(2),
-          pods=(PodPart(HTTPD, "dst_worker", "httpd"), PodPart(BUSYBOX, "src_worker", "busybox", SLEEP)))))
+          pods=(PodPart(HTTPD, "dst_worker", "httpd"), PodPart(BUSYBOX, "src_worker", "busybox", SLEEP)))),
+    # its texts and checks are flannel's: cni0 as the pods' gateway, the bridge, flannel's routes
+    plugins=("flannel",))
