@@ -109,3 +109,18 @@ def test_kubernetes_causes(spec):
     assert diagnose.logs_fail(node, f"dial tcp {NAT_ADDRESS}:10250: i/o timeout") == diagnose.kubelet_on_nat(
         node.name, node.ip)
     assert "order" in diagnose.pod_cidr(node, str(spec.nodes[2].pod_subnet))
+
+
+def test_a_calico_trace_with_no_fault_in_sight_does_not_blame_eth0():
+    """On Calico, hop 1 is 10.0.2.15 by rule (the cali veth has no address): a trace that stops after it is
+    a silent next node, not flannel bound to the NAT NIC."""
+    from test_dataplane_plans import calico_spec
+
+    spec = calico_spec("None")
+    src, dst = spec.nodes[2], spec.nodes[1]
+    facts = healthy(spec)
+    stops = diagnose.pod_trace(spec, src, dst, pod_ip(dst), [NAT_ADDRESS, None, None], facts)
+    assert diagnose.FLANNEL_ON_NAT not in stops and "NAT" not in stops
+    assert f"the trace stops after {src.name}" in stops and str(dst.pod_subnet) in stops
+    silent = diagnose.pod_trace(spec, src, dst, pod_ip(dst), [None, None, None], facts)
+    assert "its ARP for 169.254.1.1 unanswered" in silent  # proxy ARP on the cali veth, not a cni0 gateway

@@ -279,6 +279,8 @@ def pod_trace(spec: LabSpec, src: Node, dst: Node, target: IPv4Address,
     if diagnose_ipip.encapsulates(spec, src, dst) and observed and observed[0] is not None and all(
             h is None for h in observed[1:]):
         return diagnose_ipip.suspected(spec, src, dst)
+    if spec.cni_plugin == "calico":  # hop 1 is the node's eth0 address by rule there: no blame on eth0
+        return _calico_shape_only(src, dst, observed)
     return _shape_only(src, dst, observed, advice)
 
 
