@@ -14,6 +14,7 @@ import collections
 import re
 from collections.abc import Mapping
 
+from k8slab.errors import CommandFailedError
 from k8slab.labs.base import Container, Pod
 from k8slab.labs.kube_proxy import check as check_chains
 from k8slab.labs.kube_proxy import svc_chain
@@ -122,9 +123,12 @@ def _run2(ctx: StepContext, text: StepText) -> StepResult:
     client_node = workers[-1]
     _start(ctx, CLIENT, client_node, (Container(CLIENT, "busybox"),))
     ctx.progress(f"service {SERVICE} over {', '.join(BACKENDS)}")
-    lab.service_expose(SERVICE, PORT, PORT, list(BACKENDS))  # type: ignore[attr-defined]
+    lab.service_expose(SERVICE, PORT, PORT, list(BACKENDS))
     try:
-        svc = next(s for s in lab.services() if s.name == SERVICE)  # type: ignore[attr-defined]
+        svc = next((s for s in lab.services() or () if s.name == SERVICE), None)
+        if svc is None:
+            raise CommandFailedError(f"service {SERVICE} was exposed but lab {spec.name!r} does not list it: "
+                                     f"`{lab.command('service list')}` says what it has")
         seen: collections.Counter[str] = collections.Counter()
         for i in range(REQUESTS):
             ctx.progress(f"request {i + 1}/{REQUESTS} to {SERVICE} ({svc.cluster_ip})")
@@ -134,7 +138,7 @@ def _run2(ctx: StepContext, text: StepText) -> StepResult:
         saved = lab.node_run(client_node, ["iptables-save", "-t", "nat"]).stdout
         shown = [line for line in saved.splitlines() if SERVICE in line and line.startswith("-A KUBE-S")]
     finally:
-        lab.service_delete(SERVICE)  # type: ignore[attr-defined]
+        lab.service_delete(SERVICE)
     problems = check_chains(saved, [svc])
     checks = [Check(set(BACKENDS) <= set(seen), "all three pods answered: " +
                     ", ".join(f"{name} {count}" for name, count in sorted(seen.items()))),
