@@ -88,8 +88,9 @@ class Fault:
     min_nodes: int = 2
     # The dataplane it is made on: "flannel" or "calico" (any mode), or Calico with one pool mode ("calico VXLAN").
     dataplane: str = "flannel"
-    # False: no use for an exercise, because `exercise check` (verify) would undo or hide it: its pods make
-    # the CNI bridge plugin set forwarding on and cni0 up again, and it traces between pods of its own.
+    # False: no use for an exercise: it is made on a pod (exercises pick pairs of nodes), or needs something a
+    # fresh lab may not have (cni0 exists only once a pod ran on the node), or the emulated lab's internals.
+    # (verify no longer hides forwarding off: it reads the node before its pods and sets back what they change.)
     exercise: bool = True
 
 
@@ -171,7 +172,7 @@ FAULTS: tuple[Fault, ...] = (
           },
           lambda p: ("traffic through one node stops there", f"is {p.dst.name} a router? `sysctl net.ipv4.ip_forward`",
                      f"set net.ipv4.ip_forward=1 on {p.dst.name}"),
-          lambda p: f"IP forwarding was switched off on {p.dst.name}", exercise=False),
+          lambda p: f"IP forwarding was switched off on {p.dst.name}"),
     Fault("pod-outside-subnet", "a pod given an address outside its node's subnet", HARD, _pod_break, _pod_repair,
           lambda p: {
               names.pod_address_name(p.dst): f"outside {p.dst.name}'s pod subnet {p.dst.pod_subnet}",
