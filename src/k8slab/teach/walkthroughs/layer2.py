@@ -169,7 +169,9 @@ def run_layer2(ctx: StepContext, text: StepText, client_name: str, server_name: 
             "answers with its MAC and notes the asker's (hence both ARP entries)."),
            (f"{BRIDGE_IF} learned each source MAC on the port it came in by (the entries without 'permanent'; the "
             "permanent ones are each port's own MAC), so later frames go out of one port only.")]
-    ran = [f"wget -qO- http://{s.ip}/{in_client}", *(command for command, _ in reads)]
+    ran = [f"wget -qO- http://{s.ip}/{in_client}",
+           *(f"ping -c 1 -W 2 {p.ip}{on_node}   # the node reaching its pod, as kubelet's probes do" for p in (c, s)),
+           *(command for command, _ in reads)]
     if spec.cni_backend == "vxlan":
         v_checks, v_out, v_ran = _flannel_vxlan(lab, spec, spec.node(node))
         checks += v_checks
