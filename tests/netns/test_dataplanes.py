@@ -11,6 +11,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
+from k8slab.labs.capture import is_pcap
 from k8slab.labs.netns import NetnsLab
 from k8slab.spec.expect import hops_from_pod
 from k8slab.spec.load import load_spec
@@ -61,7 +62,8 @@ def test_dataplane_up_verify_trace_diagram(tmp_path, cli_labs, dataplane, nodes)
     assert walk.name == ("calico" if spec.calico else "tutorial")
     # No NAME: the lab's plugin picks it. Its captures on eth1 are judged at 3 nodes; the wire between two nodes
     # is the same at 5, and a same-node capture waits its full 4 s for nothing, so the 5-node run skips them.
-    capture = [] if nodes == 3 else ["--no-capture"]
+    caps = tmp_path / "captures"
+    capture = ["--capture-dir", str(caps)] if nodes == 3 else ["--no-capture"]
     walked = run_cli(spec_file, "walkthrough", "--no-pause", *capture, timeout=600)
     out = walked.stdout + walked.stderr
     assert walked.returncode == 0, out
@@ -72,6 +74,10 @@ def test_dataplane_up_verify_trace_diagram(tmp_path, cli_labs, dataplane, nodes)
     assert len(stated) == 2, walked.stdout  # pods on one node, pods across nodes
     for node, dst, said in stated:
         assert said == [h.address for h in hops_from_pod(spec, node, dst)], (node.name, dst, said)
+    # Calico's step 5 offers its capture of the curl across nodes as a pcap (judged from that file)
+    saved = sorted(p.name for p in caps.glob("*.pcap")) if caps.exists() else []
+    assert saved == (["calico-step5.pcap"] if spec.calico and nodes == 3 else [])
+    assert all(is_pcap(p) for p in caps.glob("*.pcap"))
 
 
 IP = re.compile(r"\d+\.\d+\.\d+\.\d+(?![\d/])")  # an address, not a CIDR's

@@ -2,7 +2,8 @@
 (its eth0 a /32, its gateway 169.254.1.1 answered by proxy ARP on the node's cali veth, the node's /32
 route back), 2 two pods of one node (routed through the node: no bridge), 3 pods across nodes (the route
 BIRD learned over BGP, or Felix wrote on vxlan.calico, and a capture on eth1), 4 two containers of one pod
-on localhost (the pods walkthrough's step, reused).
+on localhost (the pods walkthrough's step, reused), 5 the articles' curl across nodes captured on eth1 into a
+pcap the step offers (curl_capture.py's step): the pods' addresses unchanged, or inside VXLAN's UDP 4789.
 
 Every hop, route and encapsulation a step expects comes from spec/expect.py and spec/expect_calico.py; the
 facts behind them, with their sources in Calico's code, are in spec/calico.py. The pods have names of
@@ -22,6 +23,7 @@ from k8slab.spec.expect import ExpectedHop, hops_from_pod
 from k8slab.spec.facts import HOST_ONLY_IF, NAT_IF, POD_IF
 from k8slab.spec.model import LabSpec, Node
 from k8slab.spec.route import Route
+from k8slab.teach.walkthroughs.curl_capture import curl_step
 from k8slab.teach.walkthroughs.model import (
     Check,
     PodPart,
@@ -272,11 +274,13 @@ def _renumbered(step: Step, number: int) -> Step:
 
 CALICO = Walkthrough(
     "calico", "the Calico article: a pod's /32 and its proxy-ARP gateway, pods on one node and across nodes "
-    "(BGP or VXLAN routes, a capture on eth1), two containers of one pod on localhost",
+    "(BGP or VXLAN routes, a capture on eth1), two containers of one pod on localhost, curl across nodes saved as a "
+    "pcap",
     (Step("a pod on Calico: a /32 and a gateway no one has", _text1, _run1, needs=_workers(1), pods=(NEAR_PART,)),
      Step("pods on one node: routed through the node", _text2, _run2, needs=_workers(1),
           pods=(NEAR_PART, SERVER_PART)),
      Step("pods across nodes: BGP or VXLAN routes", _text3, _run3, needs=_workers(2),
           pods=(SERVER_PART, FAR_PART)),
-     _renumbered(PODS.step(1), 4)),
+     _renumbered(PODS.step(1), 4),
+     curl_step("calico", 5, "curl across nodes, captured on eth1", FAR_PART, SERVER_PART, needs=_workers(2))),
     plugins=("calico",))
