@@ -43,6 +43,7 @@ def leftover_pods(lab) -> list[str]:
 def test_walkthrough_matches_the_tutorial(spec, lab, capsys):
     rc, out = walkthrough(spec, lab, capsys)
     assert rc == 0, out
+    assert f"runs {spec.dataplane}: the tutorial walkthrough follows it" in out  # no NAME: flannel's is the tutorial
     for step in (1, 2, 3, 4):
         assert f"✓ step {step}: matches the tutorial" in out
     assert "✗" not in out and "every step matches the tutorial" in out
@@ -140,6 +141,15 @@ def test_unknown_step_is_refused_before_anything_starts(spec, lab, capsys):
     rc = main(["--spec", spec.source, "walkthrough", "--step", "9", "--no-pause"])
     assert rc == 2 and "no step 9" in capsys.readouterr().err
     assert leftover_pods(lab) == before
+
+
+def test_a_walkthrough_for_another_cni_plugin_is_refused_before_any_pod_starts(spec, lab, capsys):
+    before = sorted(p.name for p in lab.pods())
+    rc = main(["--spec", spec.source, "walkthrough", "calico", "--no-pause", *backend_args(lab)])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"the calico walkthrough follows calico labs and lab {spec.name!r} runs {spec.dataplane}" in err
+    assert f"{lab.command('walkthrough tutorial')}` follows this lab" in err, err
+    assert sorted(p.name for p in lab.pods()) == before
 
 
 def test_list_names_the_walkthroughs_and_their_steps(capsys):
