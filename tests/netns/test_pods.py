@@ -123,6 +123,26 @@ def test_pod_delete_and_destroy_end_every_container(lab):
     assert lab_processes(lab) == [] and leftovers(lab.spec.name) == []
 
 
+def test_pods_delete_removes_many_at_once_and_names_the_ones_it_could_not(lab):
+    """verify's cleanup: every node's pods removed together, with their containers, namespaces and veths; a
+    name that is no pod is reported, and the others are removed all the same."""
+    def ports() -> dict[str, str]:  # each node's pod veths on its bridge: CNI DEL removes a pod's
+        return {n.name: lab.node_run(n.name, ["ip", "-o", "link", "show", "master", "cni0"]).stdout
+                for n in lab.spec.nodes}
+
+    before = ports()
+    wanted = [(f"many-{n.index}-{k}", n.name) for n in lab.spec.nodes for k in range(2)]
+    lab.pods_start(wanted)
+    assert ports() != before
+    pids = [pid for name, _ in wanted for pid in containers.pids_under(containers.pod_dir(lab.paths.dir, name))]
+    assert pids
+    with pytest.raises(LabStateError, match="could not remove ghost"):
+        lab.pods_delete([name for name, _ in wanted] + ["ghost"])
+    assert lab.pods() == [] and not any(alive(pid) for pid in pids)
+    assert not [n for n in leftovers(lab.spec.name) if "_pod-many" in n]
+    assert ports() == before
+
+
 def test_cli_kubectl_habits(tmp_path, cli_labs):
     path, spec = up_through_cli(tmp_path, cli_labs, "c")
     lab = NetnsLab(spec)

@@ -133,6 +133,13 @@ class Lab(abc.ABC):
 
         return start_all(self, wanted, containers or {})
 
+    def pods_delete(self, names: Sequence[str]) -> None:
+        """Remove several pods at once; every one is tried, and the ones that could not be removed are named
+        together in one error."""
+        from k8slab.labs.pod_batch import delete_all  # kubectl delete waits seconds per pod
+
+        delete_all(self, names)
+
     def pod_argv(self, name: str, container: str | None = None) -> list[str] | None:
         return None  # like node_argv, for a pod's container
 

@@ -1,4 +1,4 @@
-"""Several pods started at once on a backend that starts them one by one: all or nothing."""
+"""Several pods started (all or nothing) or removed at once on a backend that does it one by one."""
 
 from __future__ import annotations
 
@@ -37,3 +37,23 @@ def start_all(lab: Lab, wanted: Sequence[tuple[str, str]], containers: Mapping[s
         raise CommandFailedError(f"{failures[0]}; and the pods started with it could not all be removed: "
                                  + "; ".join(leftovers)) from failures[0]
     raise failures[0]
+
+
+def delete_all(lab: Lab, names: Sequence[str]) -> None:
+    """Remove every named pod concurrently; the ones that could not be removed are named together."""
+    if not names:
+        return
+    with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
+        failures = [(name, exc) for name, exc in zip(names, pool.map(_delete_one(lab), names)) if exc is not None]
+    if failures:
+        raise CommandFailedError("could not remove " + "; ".join(f"{name}: {exc}" for name, exc in failures))
+
+
+def _delete_one(lab: Lab):
+    def delete(name: str) -> Exception | None:
+        try:
+            lab.pod_delete(name)
+        except Exception as exc:  # noqa: BLE001 - the others are still removed; reported together
+            return exc
+        return None
+    return delete

@@ -581,6 +581,40 @@ class NetnsLab(Lab):
                 self._remove_pod(rec, plugin_dir, strict=True)
                 self._sync_services()
 
+    def pods_delete(self, names: Sequence[str]) -> None:
+        """Remove several pods under one hold of the lock: nodes in parallel, each node's pods one after another
+        (its IPAM files are rewritten by each), the services' chains and DNS names synced once at the end. Every
+        pod is tried; the ones that could not be removed are named together."""
+        for name in names:
+            check_name("pod", name)
+            if dns.is_system(name):
+                raise LabStateError(f"{name} is the lab's cluster DNS pod; `{self.command('destroy')}` removes it")
+        plugin_dir = _plugin_dir()
+        failures: dict[str, str] = {}
+        with self._lock(), no_interrupts():
+            by_node: dict[str, list[state.PodRecord]] = {}
+            for name in names:
+                try:
+                    rec = self._pod_record(name)
+                except K8slabError as exc:
+                    failures[name] = str(exc)
+                    continue
+                by_node.setdefault(rec.node, []).append(rec)
+
+            def remove_on(node: str) -> None:
+                for rec in by_node[node]:
+                    try:
+                        self._remove_pod(rec, plugin_dir, strict=True)
+                    except Exception as exc:  # noqa: BLE001 - the others are still removed; reported together
+                        failures[rec.name] = str(exc)
+
+            if by_node:
+                with ThreadPoolExecutor(max_workers=min(len(by_node), 2 * (os.cpu_count() or 1))) as pool:
+                    list(pool.map(remove_on, by_node))
+            self._sync_services()
+        if failures:
+            raise LabStateError("could not remove " + "; ".join(f"{n}: {failures[n]}" for n in names if n in failures))
+
     def _remove_pod(self, rec: state.PodRecord, plugin_dir: Path, strict: bool) -> None:
         """CNI DEL (frees the address in host-local), then the pod's processes, namespaces, record. Every path
         is computed from the (validated) pod name, none taken from the record."""
