@@ -53,6 +53,7 @@ def dump_recording(path: Path, runs: Mapping[tuple[str, tuple[str, ...]], Result
 
 class FakeLab(Lab):
     backend = "netns"  # replays an emulated lab: its advice and hints are that backend's
+    learns_node_neighbours = True  # a tutorial-sized one, whose nodes learn each other by ARP: paced as recorded
 
     def __init__(self, spec: LabSpec, runs: Recording, pods: Sequence[Pod] = (), held: Sequence[IPv4Address] = (),
                  notes: Path | None = None):

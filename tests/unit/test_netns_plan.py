@@ -289,6 +289,8 @@ def test_eth1_neighbours_are_pinned_only_where_the_mesh_would_crowd_the_shared_a
     s = many_nodes(count)
     plan = build_plan(s)
     eth1 = [x for x in plan.neighs if x.dev == HOST_ONLY_IF]
+    # verify paces how fast its traces join new pairs of nodes only where they are learned (verify/schedule.py)
+    assert NetnsLab(s).learns_node_neighbours == (eth1 == [])
     if count * (count - 1) <= ETH1_NEIGH_BUDGET:
         # a tutorial-sized lab learns its neighbours by ARP, as real nodes do
         assert eth1 == [] and all(x.mac is None for x in plan.links if x.ifname == HOST_ONLY_IF)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
+from k8slab.labs.base import Result
 from k8slab.verify.schedule import Buckets, Limits, Planned, plan, sources_needed, spread, wave_order
+from k8slab.verify.tracing import TraceJob, trace_sources
 
 NODES = [f"n{i}" for i in range(7)]
 
@@ -76,3 +78,25 @@ def test_new_pairs_of_nodes_stay_within_the_neighbour_budget():
     times = plan(traces, Buckets(Limits()), neighbours_per_s=10.0)
     # Two neighbour entries per new pair: 10 a second is one new pair every 0.2 s.
     assert all(abs(t - 0.2 * i) < 1e-9 for i, t in enumerate(sorted(times))), times
+
+
+def test_pairs_of_nodes_are_joined_at_once_where_the_nodes_do_not_learn_each_other():
+    """Lab.learns_node_neighbours False (a big emulated lab pins its eth1 neighbours; real nodes have tables of
+    their own): the neighbour budget does not hold a trace back, the ICMP buckets still do."""
+    scripts: dict[str, str] = {}
+
+    def runner(src: str):
+        def run(argv: list[str], timeout: float) -> Result:
+            scripts[src] = argv[-1]
+            return Result(tuple(argv), 0, "", "")
+        return run
+
+    pairs = [(NODES[i], NODES[j]) for i in range(7) for j in range(i + 1, 7)]
+    jobs = {a + b: [TraceJob(a + b, IPv4Address("10.0.0.9"), (), IPv4Address(f"10.0.1.{k}"), frozenset((a, b)))]
+            for k, (a, b) in enumerate(pairs)}
+    runners = {src: runner(src) for src in jobs}
+    for shared in (True, False):
+        scripts.clear()
+        trace_sources(runners, jobs, Limits(), shared_neighbours=shared)
+        slept = [src for src, script in scripts.items() if script.startswith("sleep")]
+        assert len(scripts) == len(pairs) and (slept != []) == shared, scripts

@@ -163,6 +163,14 @@ class Lab(abc.ABC):
     def adopt_cluster_blocks(self) -> None:
         """Take the nodes' pod subnets from the cluster where it chose them (a real Calico cluster)."""
 
+    @property
+    def learns_node_neighbours(self) -> bool:
+        """True where the nodes learn each other's eth1 MAC by ARP into one neighbour table they all share (a
+        small emulated lab: one kernel): a trace joining two nodes not yet joined then costs that table two
+        entries, and verify paces how many it adds a second (verify/schedule.py). Real nodes each have a table
+        of their own."""
+        return False
+
     def bgp_status(self, node: str) -> tuple[str | None, str | None] | None:
         return None  # the node's BGP daemon (`show status`, `show protocols`); None: cannot ask
 

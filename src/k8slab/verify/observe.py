@@ -117,7 +117,7 @@ def observe(lab: Lab, suite: SuitePods, progress: Progress = quiet, kubernetes: 
              f"sources, paced for the kernel's ICMP rate limit of one answer per {limits.interval_s:g} s after a "
              f"burst of {limits.burst}); reading the pods' addresses")
     work: dict[str, Callable[[], Any]] = {
-        "traces": lambda: trace_sources(runners, jobs, limits), "pods": lab.pods,
+        "traces": lambda: trace_sources(runners, jobs, limits, lab.learns_node_neighbours), "pods": lab.pods,
         "addr": lambda: pod_addresses(lab, suite.all())}
     if lab.has_kubernetes if kubernetes is None else kubernetes:
         work["kube"] = lambda: observe_kubernetes(lab, suite.first)

@@ -20,7 +20,9 @@ The emulated lab has a second limit real machines do not: all its nodes share on
 (net/core/neighbour.c neigh_alloc/neigh_forced_gc), whatever the namespace, other labs on the host
 included. Every pair of nodes a trace joins costs two entries (each node's for the other's eth1), so the
 plan takes pairs in waves of growing distance (node i with i+d and i-d, both directions together) and
-lets at most NEIGHBOURS_PER_S new entries start per second.
+lets at most NEIGHBOURS_PER_S new entries start per second. Only there: an emulated lab of more than 17 nodes
+pins its eth1 neighbours (permanent entries, exempt from the cap: labs/netns/plan.py) and real nodes each have
+a table of their own, so Lab.learns_node_neighbours is False and the plan joins pairs as the buckets allow.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from ipaddress import IPv4Address
 
 from k8slab.labs.base import Result
 from k8slab.verify.concurrency import concurrently
-from k8slab.verify.schedule import Buckets, Limits, Planned, gaps, plan
+from k8slab.verify.schedule import NEIGHBOURS_PER_S, Buckets, Limits, Planned, gaps, plan
 from k8slab.verify.traceroute import TracerouteParseError, parse_traceroute
 
 # One probe per TTL is enough; a trace that misses is retried with one more. Few probes matter: each host
@@ -115,11 +115,12 @@ def split_batch(res: Result, jobs: Sequence[TraceJob], probes: int) -> list[Trac
 
 
 def _round(runners: Mapping[Hashable, Runner], jobs: Mapping[Hashable, Sequence[TraceJob]], buckets: Buckets,
-           starts: Mapping[Hashable, float], probes: int
+           starts: Mapping[Hashable, float], probes: int, neighbours_per_s: float
            ) -> tuple[dict[Hashable, list[TraceRun]], dict[Hashable, float]]:
     """Plan every source's traces together, then run each source's as one paced script, all at once."""
     flat = [(src, job) for src in jobs for job in jobs[src]]
-    times = plan([job.planned(src) for src, job in flat], buckets, starts, cost=probes)
+    times = plan([job.planned(src) for src, job in flat], buckets, starts, cost=probes,
+                 neighbours_per_s=neighbours_per_s)
     by_source: dict[Hashable, list[float]] = {}
     for (src, _), t in zip(flat, times):
         by_source.setdefault(src, []).append(t)
@@ -137,12 +138,15 @@ def _round(runners: Mapping[Hashable, Runner], jobs: Mapping[Hashable, Sequence[
 
 
 def trace_sources(runners: Mapping[Hashable, Runner], jobs: Mapping[Hashable, Sequence[TraceJob]],
-                  limits: Limits) -> dict[Hashable, TraceRun]:
+                  limits: Limits, shared_neighbours: bool = True) -> dict[Hashable, TraceRun]:
     """Every source's traces at once, as planned; then the ones that missed once more, with two probes per
-    hop, planned from the same buckets after the first round (so a retry waits for tokens, not bursts)."""
+    hop, planned from the same buckets after the first round (so a retry waits for tokens, not bursts).
+    shared_neighbours: the nodes learn each other into one neighbour table (Lab.learns_node_neighbours), so
+    new pairs of nodes are joined at most NEIGHBOURS_PER_S entries a second."""
     buckets = Buckets(limits)
+    per_s = NEIGHBOURS_PER_S if shared_neighbours else 0.0
     jobs = {src: list(js) for src, js in jobs.items() if js}
-    runs, ends = _round(runners, jobs, buckets, {}, TRACE_PROBES)
+    runs, ends = _round(runners, jobs, buckets, {}, TRACE_PROBES, per_s)
     results: dict[Hashable, TraceRun] = {}
     again: dict[Hashable, list[TraceJob]] = {}
     for src, trs in runs.items():
@@ -151,7 +155,7 @@ def trace_sources(runners: Mapping[Hashable, Runner], jobs: Mapping[Hashable, Se
             if tr.error is None and list(tr.path) != list(job.wanted):
                 again.setdefault(src, []).append(job)
     if again:
-        retried, _ = _round(runners, again, buckets, ends, TRACE_PROBES_RETRY)
+        retried, _ = _round(runners, again, buckets, ends, TRACE_PROBES_RETRY, per_s)
         for src, trs in retried.items():
             for job, tr in zip(again[src], trs):
                 results[job.key] = tr

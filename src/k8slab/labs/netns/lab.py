@@ -37,7 +37,7 @@ from k8slab.labs.netns import (
     state,
     supervise,
 )
-from k8slab.labs.netns.plan import LabPlan, build_plan, loopback_config
+from k8slab.labs.netns.plan import LabPlan, build_plan, loopback_config, pins_eth1_neighbours
 from k8slab.spec.facts import POD_IF
 from k8slab.spec.load import reserved_node_name_problem
 from k8slab.spec.model import LabSpec
@@ -614,6 +614,10 @@ class NetnsLab(Lab):
             self._sync_services()
         if failures:
             raise LabStateError("could not remove " + "; ".join(f"{n}: {failures[n]}" for n in names if n in failures))
+
+    @property
+    def learns_node_neighbours(self) -> bool:
+        return not pins_eth1_neighbours(self.spec)  # a big lab's eth1 neighbours are pinned (plan.py)
 
     def _remove_pod(self, rec: state.PodRecord, plugin_dir: Path, strict: bool) -> None:
         """CNI DEL (frees the address in host-local), then the pod's processes, namespaces, record. Every path
