@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ LOG_TAIL = 8
 # restart; as PID 1 of its namespace it would ignore the signal without this trap, and only the SIGKILL after
 # the grace would end it.
 INIT = r"""set -e
-mask=$(umask)
+mask=$K8SLAB_UMASK
 umount -l /sys 2>/dev/null || true
 mount -t sysfs -o ro sysfs /sys
 mount -t tmpfs -o mode=1777 tmpfs /tmp
@@ -56,7 +57,6 @@ trap 'exit 143' TERM
   umask "$mask"
 }
 restarts=0 code=null delay=0
-status running
 : > "$K8SLAB_DIR/started"
 cd /
 while :; do
@@ -100,8 +100,16 @@ def search_path(state_dir: Path) -> str:
     return f"{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}:{applets_dir(state_dir)}"
 
 
+_APPLETS = threading.Lock()  # containers start concurrently (pods_start); the links are made once
+
+
 def _link_applets(state_dir: Path) -> None:
     folder = applets_dir(state_dir)
+    with _APPLETS:
+        _link_applets_once(state_dir, folder)
+
+
+def _link_applets_once(state_dir: Path, folder: Path) -> None:
     if not (folder / "busybox-done").exists():
         state.make_dirs(state_dir.parent, folder)
         subprocess.run(["busybox", "--install", "-s", str(folder)], check=True, capture_output=True, timeout=30)
@@ -133,12 +141,15 @@ def start(state_dir: Path, *, pod: str, ip: str, node: str, netns: Path, uts: Pa
     command = list(container.command) or image.command(docroot)
     _link_applets(state_dir)
     env = {"PATH": search_path(state_dir), "HOME": "/root", "HOSTNAME": pod,
-           MARK: container.name, "K8SLAB_DIR": str(cdir), "K8SLAB_RESTART": restart, **backoff.env()}
+           MARK: container.name, "K8SLAB_DIR": str(cdir), "K8SLAB_RESTART": restart, "K8SLAB_UMASK": _umask(),
+           **backoff.env()}
     argv = ["setsid", "--fork", "nsenter", f"--net={netns}", f"--uts={uts}", "--",
             "unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "--",
             "sh", "-c", INIT, f"k8slab-init-{container.name}", *command]
-    for old in ("exit", "started", "status", ".status"):  # a pod of the same name's, deleted half way
+    for old in ("exit", "started", ".status"):  # a pod of the same name's, deleted half way
         (cdir / old).unlink(missing_ok=True)
+    # PID 1 rewrites this at the first change; written here, it costs the container no process of its own
+    state.write_json(root, cdir / "status", {"state": "running", "restarts": 0, "last_exit": None, "backoff_ms": 0})
     fd = os.open(cdir / "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "ab") as log:
         # setsid --fork returns at once; the container is then a child of init, not of this command
@@ -147,17 +158,33 @@ def start(state_dir: Path, *, pod: str, ip: str, node: str, netns: Path, uts: Pa
     _wait_started(state_dir, pod, netns, container, image, restart)
 
 
+def _umask() -> str:
+    """This process's umask, which the container's command gets (read from /proc: os.umask would change it, for
+    every thread, while it is read)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return line.split()[1]
+    except OSError:
+        pass
+    return "0022"
+
+
 def _wait_started(state_dir: Path, pod: str, netns: Path, container: Container, image: Image, restart: str) -> None:
     cdir = container_dir(state_dir, pod, container.name)
+    wait_port = image.port is not None and (image.system or not container.command)
     deadline = time.monotonic() + START_TIMEOUT
+    pid = None
     while True:
-        pid = running(netns).get(container.name)
-        wait_port = image.port is not None and (image.system or not container.command)
-        mounted = (cdir / "started").exists()
-        if pid is not None and mounted and (not wait_port or listening(pid, image.port)):
+        # /proc is searched for PID 1 only once it says it has mounted: a search reads every process on the
+        # machine, and pods_start starts many containers at once
+        if pid is None and (cdir / "started").exists():
+            pid = running(netns).get(container.name)
+        if pid is not None and (not wait_port or listening(pid, image.port)):
             return
         ended = read_status(state_dir, pod, container.name)
-        if ended is not None and (ended.state == "waiting" or (ended.state == "exited" and pid is None)):
+        if ended is not None and ended.state in ("waiting", "exited"):
             if container.command and restart == supervise.NEVER:
                 return  # a command that ran and ended, as `kubectl run x -- true` does: Completed or Error
             how = supervise.describe_exit(ended.last_exit) if ended.last_exit is not None else "ended"
@@ -166,7 +193,7 @@ def _wait_started(state_dir: Path, pod: str, netns: Path, container: Container, 
         if time.monotonic() > deadline:
             raise CommandFailedError(f"container {container.name} ({image.name}) did not start in "
                                      f"{START_TIMEOUT:.0f} s: {log_tail(cdir)}")
-        time.sleep(0.01)
+        time.sleep(0.005)
 
 
 def log_tail(cdir: Path) -> str:

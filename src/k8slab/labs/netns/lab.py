@@ -14,12 +14,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from k8slab.errors import K8slabError, LabSpecError, LabStateError, ToolMissingError
+from k8slab.errors import CommandFailedError, K8slabError, LabSpecError, LabStateError, ToolMissingError
 from k8slab.interrupts import no_interrupts
 from k8slab.labs import kube_proxy
 from k8slab.labs.base import Container, InvalidNameError, Lab, Pod, PodState, Progress, Result, check_name, quiet
@@ -45,6 +45,9 @@ from k8slab.spec.model import LabSpec
 if TYPE_CHECKING:
     import testinfra.host
 
+# Containers started at once by pods_start: each mostly waits (process starts, a server's listen), so more than
+# the CPUs; bench/netns_bench.py's 50 nodes x 4 pods shows what more would give.
+CONTAINER_STARTS = 16
 TIMEOUT_RC = 124  # what coreutils' timeout returns, so a timed-out command reads the same everywhere
 
 
@@ -476,34 +479,63 @@ class NetnsLab(Lab):
             by_node: dict[str, list[str]] = {}
             for name, node in wanted:
                 by_node.setdefault(node, []).append(name)
-            made: dict[str, state.PodRecord] = {}
+            made: dict[str, state.PodRecord] = {}  # every pod with a namespace; removed together on failure
             made_lock = threading.Lock()
             stop = threading.Event()
+            starting: list[Future[None]] = []
 
-            def start_on(node: str) -> None:
-                for name in by_node[node]:
-                    if stop.is_set():
-                        return
-                    rec = self._make_pod(name, node, plugin_dir, given[name])
-                    with made_lock:
-                        made[name] = rec
+            # Addresses come from each node's pods in order (host-local hands out .2, .3 ...), so a node's pods
+            # get their network one after another; their containers start meanwhile, in a pool of their own:
+            # a container takes ~80 ms of process starts and waits (its PID 1's mounts, a server's listen),
+            # which one node's pods, or a lab's hundreds, would otherwise spend one after another.
+            def network_on(node: str) -> None:
+                try:
+                    for name in by_node[node]:
+                        if stop.is_set():
+                            return
+                        rec = self._make_pod_network(name, node, plugin_dir, given[name])
+                        with made_lock:
+                            made[name] = rec
+                            starting.append(containers_pool.submit(containers_of, rec))
+                except BaseException:
+                    stop.set()  # the others stop making pods: all of them go
+                    raise
 
-            # Every worker is registered with the pool before an interrupt may surface (one raised while a
-            # thread starts would leave that thread unjoined, making a pod after the cleanup ran).
+            def containers_of(rec: state.PodRecord) -> None:
+                if stop.is_set():
+                    return
+                try:
+                    done = self._start_pod_containers(rec)
+                except BaseException:
+                    stop.set()
+                    raise
+                with made_lock:
+                    made[rec.name] = done
+
+            # Every worker is registered with its pool before an interrupt may surface (one raised while a
+            # thread starts would leave that thread unjoined, making a pod after the cleanup ran). The network
+            # pool is shut first on failure: once its workers are done, nothing submits containers any more.
             pool = ThreadPoolExecutor(max_workers=min(len(by_node), 2 * (os.cpu_count() or 1)))
+            containers_pool = ThreadPoolExecutor(max_workers=min(len(wanted), CONTAINER_STARTS))
             try:
                 with no_interrupts():  # an interrupt held here surfaces at the end of this block, inside the try
-                    futures = [pool.submit(start_on, node) for node in by_node]
+                    futures = [pool.submit(network_on, node) for node in by_node]
                 for f in futures:
                     f.result()
+                for c in starting:  # complete now: every network worker has ended
+                    c.result()
+                if len(made) != len(wanted) or any(r.phase != "ready" for r in made.values()):
+                    raise CommandFailedError("pods were left half made without an error; nothing is kept")
                 result = [Pod(made[n].name, made[n].node, IPv4Address(made[n].ip)) for n, _ in wanted]
             except BaseException:
                 with no_interrupts():  # wait for the pods being made, then remove every one of them
                     stop.set()
                     pool.shutdown(wait=True, cancel_futures=True)
+                    containers_pool.shutdown(wait=True, cancel_futures=True)
                     for rec in made.values():
                         self._remove_pod(rec, plugin_dir, strict=False)
                 raise
+            containers_pool.shutdown(wait=True)
             pool.shutdown(wait=True)
             self._sync_services()  # new endpoints and names for kube-proxy's chains and DNS
             return result
@@ -531,6 +563,19 @@ class NetnsLab(Lab):
         services.sync(self.spec, self.paths.root, self.paths.dir, self._pod_records())
 
     def _make_pod(self, name: str, node: str, plugin_dir: Path, wanted: Sequence[Container]) -> state.PodRecord:
+        """One pod, network then containers; on failure nothing of it is left."""
+        rec = self._make_pod_network(name, node, plugin_dir, wanted)
+        try:
+            return self._start_pod_containers(rec)
+        except BaseException:
+            with no_interrupts():
+                self._remove_pod(rec, plugin_dir, strict=False)
+            raise
+
+    def _make_pod_network(self, name: str, node: str, plugin_dir: Path,
+                          wanted: Sequence[Container]) -> state.PodRecord:
+        """The pod's record, namespaces and address (CNI ADD); its record stays "creating" until its containers
+        run. On failure nothing of it is left."""
         lab = self.spec.name
         netns = names.pod_netns(lab, name)
         uts = self.paths.pod_uts(name)
@@ -556,14 +601,19 @@ class NetnsLab(Lab):
                 result = cni.invoke(plugin_dir, "ADD", rec.cni_config, **common)
                 rec = state.PodRecord(**{**rec.to_json(), "ip": cni.result_ip(result)})
             state.write_json(self.paths.root, self.paths.pod_file(name), rec.to_json())
-            pods.start_all(self.paths.dir, rec, resolv_conf=dns.resolv_conf(self.spec), backoff=self.restart_backoff())
-            rec = state.PodRecord(**{**rec.to_json(), "phase": "ready"})
-            state.write_json(self.paths.root, self.paths.pod_file(name), rec.to_json())
             return rec
         except BaseException:
             with no_interrupts():
                 self._remove_pod(rec, plugin_dir, strict=False)
             raise
+
+    def _start_pod_containers(self, rec: state.PodRecord) -> state.PodRecord:
+        """Start the containers of a pod that has its address, then mark it ready. On failure the caller
+        removes the pod."""
+        pods.start_all(self.paths.dir, rec, resolv_conf=dns.resolv_conf(self.spec), backoff=self.restart_backoff())
+        rec = state.PodRecord(**{**rec.to_json(), "phase": "ready"})
+        state.write_json(self.paths.root, self.paths.pod_file(rec.name), rec.to_json())
+        return rec
 
     def _calico_block(self, node: str) -> tuple[Path, IPv4Network, int]:
         """Where the node's block lives, the block and its first pod ordinal: from the plan, never a record."""
