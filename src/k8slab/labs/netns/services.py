@@ -171,8 +171,11 @@ def write_dns_hosts(spec: LabSpec, root: Path, state_dir: Path, services: Sequen
     state.write_bytes(root, dns_hosts_file(state_dir), dns.hosts(spec, named, services).encode())
     init = containers.running(nsfs.netns_path(names.pod_netns(spec.name, dns.POD))).get("dnsmasq")
     for pid in containers.children(init) if init is not None else []:
-        with contextlib.suppress(ProcessLookupError):  # a dnsmasq gone meanwhile has nothing to reread
-            os.kill(pid, signal.SIGHUP)  # dnsmasq itself: its container's PID 1 (sh) would ignore it
+        # dnsmasq itself: its container's PID 1 (sh, the supervisor) would ignore it, and while dnsmasq is
+        # backing off after a crash the child is the supervisor's sleep, which a SIGHUP would cut short
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):  # gone meanwhile: nothing to reread
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "dnsmasq":
+                os.kill(pid, signal.SIGHUP)
 
 
 def expose(spec: LabSpec, root: Path, state_dir: Path, name: str, port: int, target_port: int, pods: Sequence[str],
