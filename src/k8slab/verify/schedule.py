@@ -135,15 +135,6 @@ def pace(answerers: Sequence[Sequence[Hashable]], cost: int, buckets: Buckets, s
     return times
 
 
-def gaps(times: Sequence[float], start: float = 0.0) -> list[float]:
-    """The sleeps before each trace (traces run in order, so a slow trace only adds tokens)."""
-    out, prev = [], start
-    for t in times:
-        out.append(max(0.0, t - prev))
-        prev = t
-    return out
-
-
 def spread(order: Sequence[str], src: str, k: int) -> Mapping[str, int]:
     """Which of src's k source pods traces to each other node: peers in wave order, dealt round robin."""
     return {dst: j % k for j, dst in enumerate(wave_order(order, src))}

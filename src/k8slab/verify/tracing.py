@@ -4,13 +4,14 @@ verify/schedule.py. Side effects only through the runner a caller hands in."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from k8slab.labs.base import Result
 from k8slab.verify.concurrency import concurrently
-from k8slab.verify.schedule import NEIGHBOURS_PER_S, Buckets, Limits, Planned, gaps, plan
+from k8slab.verify.schedule import NEIGHBOURS_PER_S, Buckets, Limits, Planned, plan
 from k8slab.verify.traceroute import TracerouteParseError, parse_traceroute
 
 # One probe per TTL is enough; a trace that misses is retried with one more. Few probes matter: each host
@@ -89,13 +90,25 @@ class TraceJob:
 Runner = Callable[[list[str], float], Result]  # argv, timeout -> Result, on the source (node or pod)
 
 
-def batch_script(jobs: Sequence[TraceJob], sleeps: Sequence[float], probes: int) -> str:
-    """One shell script that runs a source's traces in order, sleeping before each as planned; a marker line
-    before each trace splits the output (busybox sh and sleep take fractions, like Debian's)."""
-    parts = []
-    for job, pause in zip(jobs, sleeps):
+# The batch's clock: hundredths of a second since boot, read from /proc/uptime by the shell's own builtins (no
+# process per trace), and a wait until a planned time from the batch's start. The plan's times are the earliest
+# each trace may start, so a trace that ran long (a loaded machine, a silent hop's wait) delays the next one
+# only as far as its own plan says, never before it; a node without /proc/uptime (clock 0) sleeps every time
+# in full, later still.
+CLOCK = ('clock() { read up _ </proc/uptime || up=0.00; now=$(( ${up%.*} * 100 + 1${up#*.} - 100 )); }; '
+         'at() { clock; d=$(( zero + $1 - now )); if [ "$d" -gt 0 ]; then sleep $(( d / 100 )).$(( d % 100 / 10 ))'
+         '$(( d % 10 )); fi; }; clock; zero=$now')
+
+
+def batch_script(jobs: Sequence[TraceJob], offsets: Sequence[float], probes: int) -> str:
+    """One shell script that runs a source's traces in order, each no sooner than its planned offset from the
+    script's start (rounded up to the clock's hundredths, plus one for the clock's own truncation); a marker
+    line before each trace splits the output (busybox sh and sleep take fractions, like Debian's)."""
+    parts = [CLOCK]
+    for job, offset in zip(jobs, offsets):
         argv = " ".join(trace_argv(job.target, len(job.wanted), probes))
-        parts.append((f"sleep {pause:.3f}; " if pause > 0.0005 else "") + f"echo {MARK}; {argv} 2>&1")
+        wait = f"at {math.ceil(offset * 100 - 1e-9) + 1}; " if offset > 0.0005 else ""
+        parts.append(f"{wait}echo {MARK}; {argv} 2>&1")
     return "; ".join(parts)
 
 
@@ -127,10 +140,12 @@ def _round(runners: Mapping[Hashable, Runner], jobs: Mapping[Hashable, Sequence[
 
     def one(src: Hashable) -> list[TraceRun]:
         own = by_source[src]
-        sleeps = gaps(own, starts.get(src, 0.0))
+        # The script starts no sooner than the plan's time starts[src] (the round's start, or this source's last
+        # trace of the first round), so offsets from it keep every trace at or after its planned time.
+        offsets = [t - starts.get(src, 0.0) for t in own]
         hops = max(len(j.wanted) for j in jobs[src])
-        timeout = own[-1] - starts.get(src, 0.0) + len(own) * (TRACE_WAIT_S * probes * hops + 2) + 15
-        res = runners[src](["sh", "-c", batch_script(jobs[src], sleeps, probes)], timeout)
+        timeout = offsets[-1] + len(own) * (TRACE_WAIT_S * probes * hops + 2) + 15
+        res = runners[src](["sh", "-c", batch_script(jobs[src], offsets, probes)], timeout)
         return split_batch(res, jobs[src], probes)
 
     runs = concurrently({src: (lambda src=src: one(src)) for src in by_source}, workers=max(1, len(by_source)))
