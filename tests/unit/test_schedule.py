@@ -70,7 +70,8 @@ def test_waves_take_the_nearest_peers_first_and_spread_them_over_sources():
     assert wave_order(NODES, "n0") == ["n1", "n6", "n2", "n5", "n3", "n4"]
     dealt = spread(NODES, "n0", 2)
     assert [dealt[n] for n in wave_order(NODES, "n0")] == [0, 1, 0, 1, 0, 1]
-    assert sources_needed(11, Limits()) == 1 and sources_needed(49, Limits()) == 2
+    assert sources_needed(11, Limits()) == 1 and sources_needed(19, Limits()) == 2
+    assert sources_needed(49, Limits()) == 4 and sources_needed(99, Limits()) == 4
 
 
 def test_new_pairs_of_nodes_stay_within_the_neighbour_budget():
