@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import pytest
+from spec_files import spec_copy
 
 from k8slab.labs.base import Pod
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def spec_copy(path: Path, prefix: str = "u") -> Path:
-    """The project's lab.yaml at path under a random lab name (nothing of another run's lab is touched)."""
-    name = f"{prefix}-{secrets.token_hex(3)}"
-    path.write_text((ROOT / "lab.yaml").read_text().replace("name: tutorial", f"name: {name}", 1))
-    return path
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from spec_files import spec_copy
 from sshd_nodes import missing_tools, sshd_nodes
 from test_calico_cluster import affinity, affinity_list
 
-from conftest import spec_copy
 from k8slab.labs.calico_cluster import with_cluster_blocks
 from k8slab.provision.inventory import write_inventory
 from k8slab.spec.expect import node_interfaces, node_routes

@@ -11,8 +11,8 @@ from unittest import mock
 
 import pytest
 from fakelab import DATA, TOKEN, FakeLab, load_recording
+from spec_files import ROOT
 
-from conftest import ROOT
 from k8slab.spec.expect import hops_from_node, hops_from_pod, node_interfaces, node_routes
 from k8slab.spec.facts import BRIDGE_IF
 from k8slab.spec.load import load_spec

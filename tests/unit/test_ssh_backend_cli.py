@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 
 import pytest
+from spec_files import spec_copy
 from sshd_nodes import missing_tools, sshd_nodes
 
-from conftest import spec_copy
 from k8slab.cli import main
 from k8slab.provision.inventory import write_inventory
 from k8slab.spec.load import load_spec
