@@ -89,3 +89,25 @@ def _wait_listening(ns: str, ip: str, log: Path) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError(f"sshd in {ns} did not listen on {ip}:22: {log.read_text()}")
+
+
+@contextmanager
+def stand_in_cluster(spec: LabSpec, workdir: Path, kubectl: str, files: dict[str, str]) -> Iterator[Path]:
+    """The inventory file of a lab whose nodes are sshds and whose `kubectl` is the given shell script, with
+    the files it prints (recorded cluster output) beside it; skips where the tools are missing."""
+    import pytest
+
+    from k8slab.provision.inventory import write_inventory
+
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"missing {', '.join(missing)} (make setup installs openssh-server, netcat-openbsd)")
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text(kubectl)
+    (bin_dir / "kubectl").chmod(0o755)
+    for name, text in files.items():
+        (bin_dir / name).write_text(text)
+    (workdir / "sshd").mkdir()
+    with sshd_nodes(spec, workdir / "sshd", bin_dir) as endpoints:
+        yield write_inventory(spec, endpoints, workdir / "hosts.yml")

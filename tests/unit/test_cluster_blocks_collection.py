@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 from spec_files import spec_copy
-from sshd_nodes import missing_tools, sshd_nodes
+from sshd_nodes import stand_in_cluster
 from test_calico_cluster import affinity, affinity_list
 
 from k8slab.labs.calico_cluster import with_cluster_blocks
-from k8slab.provision.inventory import write_inventory
 from k8slab.spec.expect import node_interfaces, node_routes
 from k8slab.spec.load import load_spec
 from k8slab.verify import names
@@ -52,27 +51,18 @@ def test_my_blocks(spec):
 @pytest.fixture(scope="module")
 def calico_cluster(tmp_path_factory):
     """(spec file, inventory file, kubectl's call log) of a Calico lab whose nodes are sshds."""
-    missing = missing_tools()
-    if missing:
-        pytest.skip(f"missing {', '.join(missing)} (make setup installs openssh-server, netcat-openbsd)")
     work = tmp_path_factory.mktemp("calico-blocks")
     spec_file = spec_copy(work / "lab.yaml", "cb")
     data = yaml.safe_load(spec_file.read_text())
     data["cni"] = {"plugin": "calico", "encapsulation": "VXLANCrossSubnet"}
     spec_file.write_text(yaml.safe_dump(data))
     spec = load_spec(spec_file)
-    bin_dir = work / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "kubectl").write_text(FAKE_KUBECTL)
-    (bin_dir / "kubectl").chmod(0o755)
     # the nodes' confirmed blocks, and what must not be adopted: a pending claim, a deleted affinity
     items = [affinity(n, c) for n, c in CHOSEN.items()]
     items += [affinity("node-1", "10.244.0.0/26", state="pending"),
               affinity("node-2", "10.244.0.64/26", deleted="true")]
-    (bin_dir / "affinities.json").write_text(affinity_list(items))
-    (work / "sshd").mkdir()
-    with sshd_nodes(spec, work / "sshd", bin_dir) as endpoints:
-        yield spec_file, write_inventory(spec, endpoints, work / "hosts.yml"), bin_dir / "calls.log"
+    with stand_in_cluster(spec, work, FAKE_KUBECTL, {"affinities.json": affinity_list(items)}) as inventory:
+        yield spec_file, inventory, work / "bin" / "calls.log"
 
 
 def pytest_run(cwd: Path, spec_file: Path, inventory: Path, *args: str) -> subprocess.CompletedProcess:

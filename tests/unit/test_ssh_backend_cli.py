@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 from spec_files import spec_copy
-from sshd_nodes import missing_tools, sshd_nodes
+from sshd_nodes import stand_in_cluster
 
 from k8slab.cli import main
-from k8slab.provision.inventory import write_inventory
 from k8slab.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,23 +34,14 @@ esac
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """(spec file, inventory file) of a lab whose nodes are sshds."""
-    missing = missing_tools()
-    if missing:
-        pytest.skip(f"missing {', '.join(missing)} (make setup installs openssh-server, netcat-openbsd)")
     work = tmp_path_factory.mktemp("ssh-cli")
     spec_file = spec_copy(work / "lab.yaml", "s")
     spec = load_spec(spec_file)
-    bin_dir = work / "bin"
-    bin_dir.mkdir()
-    kubectl = bin_dir / "kubectl"
-    kubectl.write_text(FAKE_KUBECTL)
-    kubectl.chmod(0o755)
-    (bin_dir / "nodes.json").write_text(json.dumps({"items": [
+    nodes = json.dumps({"items": [
         {"metadata": {"name": n.name}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
-        for n in spec.nodes]}))
-    (work / "sshd").mkdir()
-    with sshd_nodes(spec, work / "sshd", bin_dir) as endpoints:
-        yield spec_file, write_inventory(spec, endpoints, work / "hosts.yml")
+        for n in spec.nodes]})
+    with stand_in_cluster(spec, work, FAKE_KUBECTL, {"nodes.json": nodes}) as inventory:
+        yield spec_file, inventory
 
 
 def k8slab(capsys, *argv: str) -> tuple[int, str]:
