@@ -147,6 +147,10 @@ def test_a_default_deny_firewall_allowing_tcp_and_udp_is_named_and_an_unread_one
     accepted = (*firewall[:4], "-A INPUT -s 192.168.56.0/24 -p ipencap -j ACCEPT", *firewall[4:])
     assert diagnose_ipip.verdict(accepted, "INPUT", p.src.ip, p.dst.ip, HOST_ONLY_IF) is None
     assert diagnose_ipip.verdict(("-A INPUT -p ipip -j DROP",), "INPUT", p.src.ip, p.dst.ip, HOST_ONLY_IF) is None
+    # A rule whose address is not one (the node's output is data) is passed over, not a traceback.
+    garbled = ("-A INPUT -s not-an-address -p 4 -j ACCEPT", "-A INPUT -d 300.1.1.1/8 -p 4 -j ACCEPT",
+               "-A INPUT -p 4 -j DROP")
+    assert diagnose_ipip.verdict(garbled, "INPUT", p.src.ip, p.dst.ip, HOST_ONLY_IF) == f"`{garbled[2]}`"
     # A firewall between the nodes (a security group) shows on no node: suspected, with how to confirm it.
     facts = from_expectations(spec, pods)
     facts = {n: replace(f, firewall=None) for n, f in facts.items()}

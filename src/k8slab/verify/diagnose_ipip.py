@@ -73,12 +73,21 @@ def parse_rules(lines: Sequence[str]) -> tuple[dict[str, str], list[Rule]]:
                 break
             if word in _KNOWN and i + 1 < len(words):
                 matches[word] = words[i + 1]
+                # the node's output is data: an address that is not one is passed over, never a traceback
+                understood = understood and (word not in ("-s", "-d") or _network(words[i + 1]) is not None)
                 i += 2
                 continue
             understood = False  # -m, !, --dport...: not a match we evaluate
             i += 1
         rules.append(Rule(words[1], line.strip(), matches, target, understood))
     return policies, rules
+
+
+def _network(value: str) -> IPv4Network | None:
+    try:
+        return IPv4Network(value, strict=False)
+    except ValueError:
+        return None
 
 
 def _holds(value: str | None, address: IPv4Address) -> bool:
