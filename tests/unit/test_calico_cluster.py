@@ -82,6 +82,16 @@ def test_a_node_with_two_blocks_is_judged_by_the_first_it_claimed():
     assert blocks_from_affinities(affinity_list(items)) == {"node-1": IPv4Network("10.244.84.128/26")}
 
 
+def test_an_affinity_that_is_not_a_node_and_an_ipv4_block_is_passed_over_not_a_traceback():
+    """The cluster's answer is data: a missing node, an IPv6 or malformed block, a number for a cidr."""
+    good = affinity("node-1", "10.244.84.128/26")
+    bad = [{**good, "spec": {k: v for k, v in good["spec"].items() if k != "node"}},
+           {**good, "spec": {**good["spec"], "node": ["node-2"]}},
+           affinity("node-2", "fd00:10:244::/122"), affinity("node-2", "10.244.9.1/26"),
+           affinity("node-2", "not-a-block"), {**good, "spec": {**good["spec"], "node": "node-2", "cidr": 42}}]
+    assert blocks_from_affinities(affinity_list([*bad, good])) == {"node-1": IPv4Network("10.244.84.128/26")}
+
+
 def birdcl_prints(socket_lines: str) -> str:
     """What birdcl prints for these control-socket lines (client/client.c server_got_reply, not verbose)."""
     out = []

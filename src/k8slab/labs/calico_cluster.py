@@ -32,11 +32,21 @@ def node_blocks(kubectl_json: str) -> dict[str, list[IPv4Network]]:
     for item in json.loads(kubectl_json).get("items", []):
         spec = item.get("spec", {})
         if (spec.get("state") != "confirmed" or str(spec.get("deleted", "false")).lower() == "true"
-                or spec.get("type", "host") != "host" or ":" in spec.get("cidr", ":")):  # IPv6 is not this lab's
+                or spec.get("type", "host") != "host"):
+            continue
+        cidr = _ipv4_block(spec.get("cidr"))  # IPv6 is not this lab's
+        if cidr is None or not isinstance(spec.get("node"), str):  # the cluster's answer is data: no traceback
             continue
         created = str(item.get("metadata", {}).get("creationTimestamp") or "")  # RFC 3339 UTC: sorts as text
-        found.setdefault(spec["node"], []).append((created, IPv4Network(spec["cidr"])))
+        found.setdefault(spec["node"], []).append((created, cidr))
     return {node: [cidr for _, cidr in sorted(blocks)] for node, blocks in found.items()}
+
+
+def _ipv4_block(cidr: object) -> IPv4Network | None:
+    try:
+        return IPv4Network(cidr) if isinstance(cidr, str) else None
+    except ValueError:
+        return None
 
 
 def blocks_from_affinities(kubectl_json: str) -> dict[str, IPv4Network]:
