@@ -16,6 +16,7 @@ import json
 from ipaddress import IPv4Network
 from pathlib import Path
 
+import pytest
 import yaml
 
 from k8slab.labs.calico_cluster import blocks_from_affinities, calico_node_pods, node_blocks, with_cluster_blocks
@@ -90,6 +91,14 @@ def test_an_affinity_that_is_not_a_node_and_an_ipv4_block_is_passed_over_not_a_t
            affinity("node-2", "fd00:10:244::/122"), affinity("node-2", "10.244.9.1/26"),
            affinity("node-2", "not-a-block"), {**good, "spec": {**good["spec"], "node": "node-2", "cidr": 42}}]
     assert blocks_from_affinities(affinity_list([*bad, good])) == {"node-1": IPv4Network("10.244.84.128/26")}
+
+
+@pytest.mark.parametrize("printed", ["", "Error from server (ServiceUnavailable)", "[1, 2]", '{"items": 7}',
+                                     '{"items": ["x", null]}', '{"items": [{"spec": "x", "metadata": 1}]}'])
+def test_kubectl_output_that_is_no_list_reads_as_no_blocks_and_no_pods(printed):
+    """kubectl exiting 0 with something that is not a list of objects: nothing is adopted, nothing crashes."""
+    assert blocks_from_affinities(printed) == {}
+    assert calico_node_pods(printed) == {}
 
 
 def birdcl_prints(socket_lines: str) -> str:

@@ -29,17 +29,33 @@ def node_blocks(kubectl_json: str) -> dict[str, list[IPv4Network]]:
     block; not "pendingDeletion", being released) and spec.deleted not true (the string "true" in v1, the boolean
     in v3: "clients should treat this block as if it does not exist"); spec.type "virtual" is no node's."""
     found: dict[str, list[tuple[str, IPv4Network]]] = {}
-    for item in json.loads(kubectl_json).get("items", []):
-        spec = item.get("spec", {})
+    for item in _items(kubectl_json):
+        spec = _obj(item, "spec")
         if (spec.get("state") != "confirmed" or str(spec.get("deleted", "false")).lower() == "true"
                 or spec.get("type", "host") != "host"):
             continue
         cidr = _ipv4_block(spec.get("cidr"))  # IPv6 is not this lab's
         if cidr is None or not isinstance(spec.get("node"), str):  # the cluster's answer is data: no traceback
             continue
-        created = str(item.get("metadata", {}).get("creationTimestamp") or "")  # RFC 3339 UTC: sorts as text
+        created = str(_obj(item, "metadata").get("creationTimestamp") or "")  # RFC 3339 UTC: sorts as text
         found.setdefault(spec["node"], []).append((created, cidr))
     return {node: [cidr for _, cidr in sorted(blocks)] for node, blocks in found.items()}
+
+
+def _items(kubectl_json: str) -> list[dict]:
+    """The objects of a `kubectl get -o json` list; none where the output is not one (a proxy's error page, a
+    truncated answer): what the cluster prints is data, never a traceback."""
+    try:
+        data = json.loads(kubectl_json)
+    except ValueError:
+        return []
+    items = data.get("items") if isinstance(data, dict) else None
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def _obj(item: dict, key: str) -> dict:
+    value = item.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _ipv4_block(cidr: object) -> IPv4Network | None:
@@ -67,8 +83,12 @@ def with_cluster_blocks(spec: LabSpec, blocks: dict[str, IPv4Network]) -> LabSpe
 
 def calico_node_pods(kubectl_json: str) -> dict[str, str]:
     """node -> the calico-node pod running there."""
-    return {i["spec"]["nodeName"]: i["metadata"]["name"] for i in json.loads(kubectl_json).get("items", [])
-            if i.get("spec", {}).get("nodeName")}
+    pods = {}
+    for i in _items(kubectl_json):
+        node, name = _obj(i, "spec").get("nodeName"), _obj(i, "metadata").get("name")
+        if isinstance(node, str) and isinstance(name, str):
+            pods[node] = name
+    return pods
 
 
 def birdcl_args(pod: str, *what: str) -> list[str]:
