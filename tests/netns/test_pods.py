@@ -136,8 +136,10 @@ def test_pods_delete_removes_many_at_once_and_names_the_ones_it_could_not(lab):
     assert ports() != before
     pids = [pid for name, _ in wanted for pid in containers.pids_under(containers.pod_dir(lab.paths.dir, name))]
     assert pids
-    with pytest.raises(LabStateError, match="could not remove ghost"):
-        lab.pods_delete([name for name, _ in wanted] + ["ghost"])
+    with pytest.raises(LabStateError, match="could not remove ghost") as raised:
+        lab.pods_delete([name for name, _ in wanted] + [wanted[0][0], "ghost"])  # one name twice: one pod
+    assert str(raised.value).startswith("could not remove ghost: ")  # and nothing else: each failure is "NAME: why"
+    assert f"; {wanted[0][0]}: " not in str(raised.value)
     assert lab.pods() == [] and not any(alive(pid) for pid in pids)
     assert not [n for n in leftovers(lab.spec.name) if "_pod-many" in n]
     assert ports() == before

@@ -151,6 +151,9 @@ def test_a_default_deny_firewall_allowing_tcp_and_udp_is_named_and_an_unread_one
     garbled = ("-A INPUT -s not-an-address -p 4 -j ACCEPT", "-A INPUT -d 300.1.1.1/8 -p 4 -j ACCEPT",
                "-A INPUT -p 4 -j DROP")
     assert diagnose_ipip.verdict(garbled, "INPUT", p.src.ip, p.dst.ip, HOST_ONLY_IF) == f"`{garbled[2]}`"
+    # -i with iptables' '+' wildcard: `eth+` is eth1 too, `eth0` and `enp+` are not
+    wild = ("-A INPUT -i eth0 -p 4 -j DROP", "-A INPUT -i enp+ -p 4 -j DROP", "-A INPUT -i eth+ -p 4 -j DROP")
+    assert diagnose_ipip.verdict(wild, "INPUT", p.src.ip, p.dst.ip, HOST_ONLY_IF) == f"`{wild[2]}`"
     # A firewall between the nodes (a security group) shows on no node: suspected, with how to confirm it.
     facts = from_expectations(spec, pods)
     facts = {n: replace(f, firewall=None) for n, f in facts.items()}

@@ -99,7 +99,16 @@ def _matches(rule: Rule, src: IPv4Address, dst: IPv4Address, dev_in: str | None,
     proto = m.get("-p")
     return (rule.understood and (proto is None or proto.lower() in PROTOCOL_4 | {"all"})
             and _holds(m.get("-s"), src) and _holds(m.get("-d"), dst)
-            and (m.get("-i") is None or m["-i"] == dev_in) and (m.get("-o") is None or m["-o"] == dev_out))
+            and _on(m.get("-i"), dev_in) and _on(m.get("-o"), dev_out))
+
+
+def _on(pattern: str | None, dev: str | None) -> bool:
+    """iptables' -i/-o: a name, or a prefix ending in '+' (`-i eth+` is every eth device)."""
+    if pattern is None:
+        return True
+    if dev is None:
+        return False
+    return dev.startswith(pattern[:-1]) if pattern.endswith("+") else dev == pattern
 
 
 def verdict(lines: Sequence[str], chain: str, src: IPv4Address, dst: IPv4Address,

@@ -635,6 +635,7 @@ class NetnsLab(Lab):
         """Remove several pods under one hold of the lock: nodes in parallel, each node's pods one after another
         (its IPAM files are rewritten by each), the services' chains and DNS names synced once at the end. Every
         pod is tried; the ones that could not be removed are named together."""
+        names = list(dict.fromkeys(names))  # a name given twice is one pod, removed once
         for name in names:
             check_name("pod", name)
             if dns.is_system(name):
