@@ -42,6 +42,7 @@ from k8slab.teach.walkthroughs.model import (
     StepResult,
     StepText,
 )
+from k8slab.teach.walkthroughs.tutorial import SLEEP, pinned
 
 HTTP_PORT = 80
 # An upper bound only: on a local lab the capture is stopped (SIGINT) once the fetch is over. Over SSH a
@@ -284,8 +285,7 @@ def curl_text(walkthrough: str, number: int, title: str, client: PodPart, server
     return StepText(
         number, title, f"{client.name} on {c_node} fetches {server.name}'s page on {s_node} (the articles' curl); "
         f"{where}; the pods' addresses are unchanged end to end",
-        (f"kubectl run {server.name} --image={server.image} --overrides='<nodeSelector {s_node}>'",
-         f"kubectl run {client.name} --image={client.image} --overrides='<nodeSelector {c_node}>' -- sleep 3600",
+        (pinned(server.name, server.image, s_node), pinned(client.name, client.image, c_node, SLEEP),
          f"tcpdump -i {shown_if} -nn -w {pcap.name} '{bpf}'   # on {node}",
          f"kubectl exec {client.name} -- wget -qO- http://{ip}/", f"tcpdump -nn -r {pcap.name}"),
         (f"k8slab pod run {server.name} --node {s_node}", f"k8slab pod run {client.name} --node {c_node}",
