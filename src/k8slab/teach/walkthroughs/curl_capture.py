@@ -42,7 +42,7 @@ from k8slab.teach.walkthroughs.model import (
     StepResult,
     StepText,
 )
-from k8slab.teach.walkthroughs.tutorial import SLEEP, pinned
+from k8slab.teach.walkthroughs.tutorial import SLEEP, _ip_of, pinned
 
 HTTP_PORT = 80
 # An upper bound only: on a local lab the capture is stopped (SIGINT) once the fetch is over. Over SSH a
@@ -266,18 +266,13 @@ def pcap_path(directory: Path, walkthrough: str, number: int) -> Path:
     return directory / f"{walkthrough}-step{number}.pcap"
 
 
-def _pod_ip(pods: Mapping[str, Pod], part: PodPart, roles: Roles) -> str:
-    pod = pods.get(part.name)
-    return str(pod.ip) if pod else f"<{part.name}'s address in {roles.node(part.on).pod_subnet}>"
-
-
 def curl_text(walkthrough: str, number: int, title: str, client: PodPart, server: PodPart,
               spec: LabSpec, roles: Roles, pods: Mapping[str, Pod]) -> StepText:
     c_node, s_node = roles.node(client.on).name, roles.node(server.on).name
     node, iface = capture_point(spec, c_node, s_node)
     shown_if = iface or f"<{server.name}'s host veth>"
     wire = expected_wire(spec, c_node, s_node)
-    ip = _pod_ip(pods, server, roles)
+    ip = _ip_of(pods, server.name, roles.node(server.on))
     pcap = pcap_path(DEFAULT_CAPTURE_DIR, walkthrough, number)
     bpf = " ".join(BPF)
     where = (f"the frames cross {node}'s {'bridge ' + BRIDGE_IF if iface else 'veths'} and never leave the node"
