@@ -33,6 +33,7 @@ from k8slab.teach.walkthroughs.model import (
     StepResult,
     StepText,
     Walkthrough,
+    needs_workers,
 )
 from k8slab.teach.walkthroughs.pods import PODS
 from k8slab.teach.walkthroughs.tutorial import SLEEP, pinned, pod_endpoint, traced
@@ -42,16 +43,6 @@ SERVER_PART = PodPart(SERVER, "dst_worker", "httpd")
 NEAR_PART = PodPart(NEAR, "dst_worker", "busybox", SLEEP)
 FAR_PART = PodPart(FAR, "src_worker", "busybox", SLEEP)
 GATEWAY, MAC = calico.POD_GATEWAY, calico.HOST_VETH_MAC
-
-
-def _workers(n: int):
-    def need(spec: LabSpec, roles: Roles) -> str | None:
-        have = len(spec.workers)
-        if have >= n:
-            return None
-        return (f"it needs {'two workers (a pod on each)' if n == 2 else 'a worker'} and lab {spec.name!r} has "
-                f"{have}; add a worker to {spec.source} and recreate the lab to run it")
-    return need
 
 
 def _address(spec: LabSpec, pods: Mapping[str, Pod], name: str, node: Node) -> tuple[IPv4Address, str]:
@@ -276,11 +267,11 @@ CALICO = Walkthrough(
     "calico", "the Calico article: a pod's /32 and its proxy-ARP gateway, pods on one node and across nodes "
     "(BGP or VXLAN routes, a capture on eth1), two containers of one pod on localhost, curl across nodes saved as a "
     "pcap",
-    (Step("a pod on Calico: a /32 and a gateway no one has", _text1, _run1, needs=_workers(1), pods=(NEAR_PART,)),
-     Step("pods on one node: routed through the node", _text2, _run2, needs=_workers(1),
+    (Step("a pod on Calico: a /32 and a gateway no one has", _text1, _run1, needs=needs_workers(1), pods=(NEAR_PART,)),
+     Step("pods on one node: routed through the node", _text2, _run2, needs=needs_workers(1),
           pods=(NEAR_PART, SERVER_PART)),
-     Step("pods across nodes: BGP or VXLAN routes", _text3, _run3, needs=_workers(2),
+     Step("pods across nodes: BGP or VXLAN routes", _text3, _run3, needs=needs_workers(2),
           pods=(SERVER_PART, FAR_PART)),
      _renumbered(PODS.step(1), 4),
-     curl_step("calico", 5, "curl across nodes, captured on eth1", FAR_PART, SERVER_PART, needs=_workers(2))),
+     curl_step("calico", 5, "curl across nodes, captured on eth1", FAR_PART, SERVER_PART, needs=needs_workers(2))),
     plugins=("calico",))

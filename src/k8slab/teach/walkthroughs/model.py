@@ -43,6 +43,17 @@ class Roles:
         return node
 
 
+def needs_workers(n: int, two: str = "two workers (a pod on each)"):
+    """A step's `needs` for n workers (1 or 2): None where the lab has them, else why not and how to get them."""
+    def need(spec: LabSpec, roles: Roles) -> str | None:
+        have = len(spec.workers)
+        if have >= n:
+            return None
+        return (f"it needs {two if n == 2 else 'a worker'} and lab {spec.name!r} has {have}; add a worker to "
+                f"{spec.source} and recreate the lab to run it")
+    return need
+
+
 @dataclass(frozen=True)
 class PodPart:
     """A pod a step needs: its name (the tutorial's), the part of the node it runs on, its image."""

@@ -31,22 +31,13 @@ from k8slab.teach.walkthroughs.model import (
     StepResult,
     StepText,
     Walkthrough,
+    needs_workers,
 )
 
 WEB, SIDECAR = "web", "sidecar"
 SERVICE, BACKENDS, CLIENT = "hello", ("hello-1", "hello-2", "hello-3"), "client"
 REQUESTS = 20
 PORT = 80
-
-
-def _need_worker(spec: LabSpec, roles: Roles) -> str | None:
-    return None if spec.workers else f"it needs a worker and lab {spec.name!r} has none"
-
-
-def _need_two_workers(spec: LabSpec, roles: Roles) -> str | None:
-    have = len(spec.workers)
-    return None if have >= 2 else (f"it needs two workers (a pod on each) and lab {spec.name!r} has {have}; add a "
-                                   f"worker to {spec.source} and recreate the lab to run it")
 
 
 # The tutorial's pod names for the curl and layer-2 steps: httpd serves, busybox fetches (it has wget).
@@ -156,8 +147,8 @@ def _run2(ctx: StepContext, text: StepText) -> StepResult:
 PODS = Walkthrough(
     "pods", "pods that behave like pods: two containers on localhost, a ClusterIP service over three pods, curl "
     "between pods on one node and across nodes with captures, the bridge at layer 2",
-    (Step("two containers, one localhost", _text1, _run1, needs=_need_worker, starts=(WEB,)),
-     Step("a ClusterIP service balances", _text2, _run2, needs=_need_worker, starts=(*BACKENDS, CLIENT)),
-     curl_step("pods", 3, "curl between pods on one node", NEAR_CLIENT, SERVER, needs=_need_worker),
-     layer2_step(4, "one node at layer 2: ARP and the bridge", NEAR_CLIENT, SERVER, needs=_need_worker),
-     curl_step("pods", 5, "curl between pods across nodes", FAR_CLIENT, SERVER, needs=_need_two_workers)))
+    (Step("two containers, one localhost", _text1, _run1, needs=needs_workers(1), starts=(WEB,)),
+     Step("a ClusterIP service balances", _text2, _run2, needs=needs_workers(1), starts=(*BACKENDS, CLIENT)),
+     curl_step("pods", 3, "curl between pods on one node", NEAR_CLIENT, SERVER, needs=needs_workers(1)),
+     layer2_step(4, "one node at layer 2: ARP and the bridge", NEAR_CLIENT, SERVER, needs=needs_workers(1)),
+     curl_step("pods", 5, "curl between pods across nodes", FAR_CLIENT, SERVER, needs=needs_workers(2))))

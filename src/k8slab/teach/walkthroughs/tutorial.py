@@ -25,6 +25,7 @@ from k8slab.teach.walkthroughs.model import (
     StepResult,
     StepText,
     Walkthrough,
+    needs_workers,
 )
 
 # The tutorial's pods. The nginx image is real only where Kubernetes runs (the VirtualBox lab).
@@ -44,13 +45,7 @@ def _ip_of(pods: Mapping[str, Pod], name: str, node: Node) -> str:
 
 
 def _workers(n: int):
-    def need(spec: LabSpec, roles: Roles) -> str | None:
-        have = len(spec.workers)
-        if have >= n:
-            return None
-        return (f"it needs {'two workers (the tutorial node-1 and node-2)' if n == 2 else 'a worker'} and lab "
-                f"{spec.name!r} has {have}; add a worker to {spec.source} and recreate the lab to run it")
-    return need
+    return needs_workers(n, "two workers (the tutorial node-1 and node-2)")
 
 
 def _two_nodes(spec: LabSpec, roles: Roles) -> str | None:
