@@ -55,6 +55,20 @@ def test_spec_error_message(case):
     compare(source.with_suffix(".txt"), f"{err.value}\n")
 
 
+@pytest.mark.parametrize("case", sorted(p.stem for p in (GOLDEN / "vagrant").glob("*.yaml")))
+def test_virtualbox_lab_refusal(case, tmp_path):
+    """A spec that is valid (the emulated lab takes it) but that VirtualBox would refuse: `up` on the
+    VirtualBox lab says why before any VM is made (no /etc/vbox/networks.conf here: VirtualBox's default)."""
+    from k8slab.errors import UsageError
+    from k8slab.labs.vagrant import VagrantLab
+
+    source = GOLDEN / "vagrant" / f"{case}.yaml"
+    spec = parse_spec(source.read_text(), source=source.name)
+    with pytest.raises(UsageError) as err:
+        VagrantLab(spec).check_host_only(tmp_path / "no-networks.conf")
+    compare(source.with_suffix(".txt"), f"{err.value}\n")
+
+
 @pytest.mark.parametrize("case", sorted(p.stem for p in (GOLDEN / "cli").glob("*.cmd")))
 def test_cli_message(case, monkeypatch, capsys):
     line = (GOLDEN / "cli" / f"{case}.cmd").read_text().strip()

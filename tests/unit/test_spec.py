@@ -103,13 +103,18 @@ def test_duplicate_and_invalid_names():
     assert any("is not a valid hostname" in p for p in found), found
 
 
-def test_host_only_network_outside_virtualbox_range_says_networks_conf():
+@pytest.mark.parametrize("net, ips", [
+    ("192.168.16.0/24", ("192.168.16.10", "192.168.16.11", "192.168.16.12")),  # the Calico article's nodes
+    ("192.168.64.0/24", ("192.168.64.4", "192.168.64.5", "192.168.64.6")),  # Linux from scratch: node-0/1/2
+])
+def test_the_articles_own_host_only_networks_are_valid_specs(net, ips):
+    """VirtualBox's 192.168.56.0/21 rule binds the VirtualBox lab only (VagrantLab.check_host_only)."""
     data = yaml.safe_load(spec_text())
-    data["network"]["host_only"] = "192.168.100.0/24"
-    for n, ip in zip(data["nodes"], ("192.168.100.10", "192.168.100.11", "192.168.100.12")):
+    data["network"]["host_only"] = net
+    for n, ip in zip(data["nodes"], ips):
         n["ip"] = ip
-    (msg,) = problems(yaml.safe_dump(data))
-    assert "/etc/vbox/networks.conf" in msg and msg.startswith("network.host_only")
+    spec = parse_spec(yaml.safe_dump(data))  # raised LabSpecError ("outside 192.168.56.0/21") before
+    assert str(spec.host_only) == net and [str(n.ip) for n in spec.nodes] == list(ips)
 
 
 @pytest.mark.parametrize("pod_cidr, fragment", [

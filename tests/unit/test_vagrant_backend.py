@@ -278,3 +278,23 @@ def test_machine_readable_error_is_unescaped():
     out = "1700000000,,ui,error,ignored\n1700000000,,error-exit,Vagrant::Errors::X,one%!(VAGRANT_COMMA) two\\nthree\n"
     assert machine_readable_error(out) == "one, two\nthree"
     assert machine_readable_error("1700000000,node-1,state,running\n") == ""
+
+
+def test_virtualbox_lab_refuses_the_calico_articles_192_168_16_unless_networks_conf_allows_it(tmp_path):
+    """The Calico article's 192.168.16.0/24: refused by `up` on the VirtualBox lab as VirtualBox would
+    ("not within the allowed ranges"), allowed once /etc/vbox/networks.conf lists it."""
+    from k8slab.spec.load import parse_spec
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[2] / "lab.yaml").read_text())
+    data["network"]["host_only"] = "192.168.16.0/24"
+    for i, n in enumerate(data["nodes"]):
+        n["ip"] = f"192.168.16.{10 + i}"
+    lab = VagrantLab(parse_spec(yaml.safe_dump(data)))
+    conf = tmp_path / "networks.conf"
+    with pytest.raises(UsageError, match="outside 192.168.56.0/21"):
+        lab.check_host_only(conf)
+    conf.write_text("# VirtualBox manual ch06 example\n* 10.0.0.0/8 192.168.0.0/16\n* 2001::/64\n")
+    lab.check_host_only(conf)  # allowed: no error
+    conf.write_text("* 10.0.0.0/8\n")
+    with pytest.raises(UsageError, match=r"networks.conf allows \(10.0.0.0/8\)"):
+        lab.check_host_only(conf)

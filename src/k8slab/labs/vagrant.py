@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError
+from k8slab.errors import CommandFailedError, LabStateError, ToolMissingError, UsageError
 from k8slab.labs.base import Progress, node_row, quiet
 from k8slab.labs.ssh import SshLab
 from k8slab.labs.vagrant_host import (
@@ -23,8 +23,10 @@ from k8slab.labs.vagrant_host import (
     INSTALL_VIRTUALBOX,
     MIN_VAGRANT,
     SECURE_BOOT,
+    VBOX_NETWORKS_CONF,
     compatibility_problem,
     hint_for,
+    host_only_refusal,
     platform_problem,
     progress_lines,
     vagrant_version,
@@ -222,6 +224,7 @@ class VagrantLab(SshLab):
     def up(self, progress: Progress = quiet) -> None:
         """Make the missing VMs, boot the stopped ones, then provision them all; on a running, healthy lab
         this only re-runs the roles, which change nothing. Resumes whatever an earlier `up` left."""
+        self.check_host_only()
         legacy = legacy_machines(self.spec)
         if legacy:
             state = dotfile_path(self.spec)
@@ -242,6 +245,18 @@ class VagrantLab(SshLab):
                 self._vagrant("destroy", lambda v: v.destroy())
             raise
         self.provision(progress)
+
+    def check_host_only(self, conf: Path = Path(VBOX_NETWORKS_CONF)) -> None:
+        """Refuse, before any VM is made, a host-only network VirtualBox would refuse halfway through `vagrant up`."""
+        try:
+            text: str | None = conf.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            text = None
+        except OSError as err:
+            raise LabStateError(f"cannot read {conf}: {err.strerror}") from None
+        problem = host_only_refusal(self.spec.host_only, text)
+        if problem:
+            raise UsageError(f"{self.spec.source} cannot be brought up as the VirtualBox lab:\n  - {problem}")
 
     def provision(self, progress: Progress = quiet) -> None:
         """Run the roles again on the running VMs (after a failure, or after editing a role)."""

@@ -4,8 +4,10 @@ turned into progress lines (a box download redraws one line with carriage return
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Iterator
+from ipaddress import IPv4Network
 
 from k8slab.spec.facts import VBOX_HOST_ONLY_RANGE
 
@@ -87,6 +89,48 @@ def platform_problem(system: str, machine: str, release: str) -> str | None:
         return ("Apple Silicon: VirtualBox runs only arm64 guests there and the lab's box (lab.yaml box.name) is "
                 "amd64. Use the emulated lab inside a Debian arm64 VM (UTM, Lima) instead")
     return None
+
+
+# VirtualBox's own rule (manual ch06, "Host-Only Networking", quoted in cilium/cilium#17733): on Linux, macOS
+# and Solaris only 192.168.56.0/21 is allowed for host-only adapters unless /etc/vbox/networks.conf lists
+# other ranges, one or more per line after a `*` (`* 10.0.0.0/8 192.168.0.0/16`); lines starting with #
+# are ignored. It binds the VirtualBox lab only: the emulated lab has no VirtualBox, so the articles' own
+# 192.168.16.0/24 (Calico) and 192.168.64.0/24 (Linux from scratch) are fine there.
+VBOX_NETWORKS_CONF = "/etc/vbox/networks.conf"
+
+
+def allowed_host_only_ranges(networks_conf: str | None) -> list[IPv4Network]:
+    """The IPv4 ranges VirtualBox allows for host-only adapters: those networks.conf lists, else the default."""
+    if networks_conf is None:
+        return [VBOX_HOST_ONLY_RANGE]
+    ranges: list[IPv4Network] = []
+    for line in networks_conf.splitlines():
+        words = line.split()
+        if not words or words[0] != "*":
+            continue
+        for word in words[1:]:
+            try:
+                net = ipaddress.ip_network(word, strict=False)
+            except ValueError:
+                continue
+            if isinstance(net, IPv4Network):
+                ranges.append(net)
+    return ranges
+
+
+def host_only_refusal(host_only: IPv4Network, networks_conf: str | None) -> str | None:
+    """Why VirtualBox would refuse the lab's host-only network, or None when it allows it."""
+    ranges = allowed_host_only_ranges(networks_conf)
+    if any(host_only.subnet_of(r) for r in ranges):
+        return None
+    if networks_conf is None:
+        return (f"network.host_only: {host_only} is outside {VBOX_HOST_ONLY_RANGE}, the only host-only range "
+                f"VirtualBox 6.1.28+ allows; use a network inside it, or allow yours in {VBOX_NETWORKS_CONF} on "
+                "the host (a line `* " f"{host_only}`), or use the emulated lab (--backend netns), where any "
+                "private range works")
+    listed = ", ".join(map(str, ranges)) or "no IPv4 range"
+    return (f"network.host_only: {host_only} is outside the host-only ranges {VBOX_NETWORKS_CONF} allows "
+            f"({listed}); add a line `* {host_only}` there, or use the emulated lab (--backend netns)")
 
 
 def matches(needles: tuple[str, ...], text: str) -> bool:

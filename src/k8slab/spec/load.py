@@ -33,7 +33,6 @@ from k8slab.spec.facts import (
     NETNS_POD_PREFIX,
     NODE_CIDR_PREFIX,
     ROLES,
-    VBOX_HOST_ONLY_RANGE,
 )
 from k8slab.spec.model import LabSpec, Node
 
@@ -210,12 +209,8 @@ class _Validator:
 
         net = self.mapping(top.get("network", ABSENT), "network", {"host_only"}, set())
         host_only = self.network(net, "host_only", "network.host_only")
-        if host_only is not None and not host_only.subnet_of(VBOX_HOST_ONLY_RANGE):
-            self.fail(
-                "network.host_only",
-                f"{host_only} is outside {VBOX_HOST_ONLY_RANGE}, the only host-only range VirtualBox 6.1.28+ "
-                "allows; use a network inside it, or allow yours in /etc/vbox/networks.conf on the host",
-            )
+        # VirtualBox's host-only range binds the VirtualBox lab only: VagrantLab.up refuses it there
+        # (labs/vagrant_host.host_only_refusal); the emulated lab takes the articles' own networks.
 
         k8s = self.mapping(top.get("kubernetes", ABSENT), "kubernetes", {"version", "pod_cidr", "service_cidr"}, set())
         version = self.typed(k8s, "version", "kubernetes.version", str)
